@@ -1,0 +1,238 @@
+"""The FeatureSet: one safetensors file holding a benchmark's features, labels, class
+semantics, splits and provenance. Both the xlsa17 reader and our own extraction write it;
+every later stage reads it.
+
+Tensors: ``features [N, D]`` (dtype as read or extracted), ``labels [N]`` (int64, 0-based
+class index = row of ``attributes``), ``attributes [C, A]``, ``trainval_loc``,
+``test_seen_loc``, ``test_unseen_loc`` (0-based int64) and optionally ``train_loc``,
+``val_loc``, ``original_att``, ``val_classes``. String metadata carries provenance;
+``class_names`` and ``image_files`` are JSON lists in the metadata.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import struct
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from extract.common import ZsgmError, atomic_path, log
+
+REQUIRED = ("features", "labels", "attributes", "trainval_loc", "test_seen_loc", "test_unseen_loc")
+OPTIONAL = ("train_loc", "val_loc", "original_att", "val_classes")
+LIST_META = ("class_names", "image_files")
+FORMAT_VERSION = "1"
+
+_ST_DTYPES = {
+    "F16": np.float16, "F32": np.float32, "F64": np.float64, "BF16": None,
+    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8,
+    "U8": np.uint8, "U16": np.uint16, "BOOL": np.bool_,
+}
+
+
+@dataclass
+class FeatureSet:
+    features: torch.Tensor
+    labels: torch.Tensor
+    attributes: torch.Tensor
+    trainval_loc: torch.Tensor
+    test_seen_loc: torch.Tensor
+    test_unseen_loc: torch.Tensor
+    extra: dict[str, torch.Tensor] = field(default_factory=dict)
+    class_names: list[str] = field(default_factory=list)
+    image_files: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    # ------------------------------------------------------------ views
+    @property
+    def n_classes(self) -> int:
+        return int(self.attributes.shape[0])
+
+    @property
+    def feature_dim(self) -> int:
+        return int(self.features.shape[1])
+
+    @property
+    def dataset(self) -> str:
+        return self.meta.get("dataset", "unknown")
+
+    @property
+    def seen_classes(self) -> torch.Tensor:
+        return torch.unique(self.labels[self.trainval_loc])
+
+    @property
+    def unseen_classes(self) -> torch.Tensor:
+        """Classes not among the training labels: the ones GZSL must synthesise.
+
+        Read from ``attributes`` minus the trainval classes, so that the test split
+        is not touched to learn which classes are unseen.
+        """
+        seen = set(self.seen_classes.tolist())
+        return torch.tensor([c for c in range(self.n_classes) if c not in seen], dtype=torch.long)
+
+    @property
+    def val_classes(self) -> torch.Tensor | None:
+        return self.extra.get("val_classes")
+
+    def take(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features (as float32) and labels of the images ``idx``: the one door to image data,
+        so that tests can watch which indices a stage reads."""
+        idx = torch.as_tensor(idx, dtype=torch.long)
+        return self.features[idx].float(), self.labels[idx]
+
+    def summary(self) -> str:
+        return (f"{self.dataset}: {self.features.shape[0]} images x {self.feature_dim} d, "
+                f"{self.n_classes} classes ({len(self.seen_classes)} seen), "
+                f"trainval {len(self.trainval_loc)}, test seen {len(self.test_seen_loc)}, "
+                f"test unseen {len(self.test_unseen_loc)}, backbone {self.meta.get('backbone', '?')}")
+
+    # ------------------------------------------------------------ checks
+    def validate(self, source: str = "FeatureSet") -> None:
+        """Shapes, index ranges and the GZSL split invariants; raises ZsgmError naming the problem."""
+        n = self.features.shape[0]
+        if self.features.ndim != 2:
+            raise ZsgmError(f"{source}: features must be [N, D], got shape {tuple(self.features.shape)}")
+        if self.labels.shape != (n,):
+            raise ZsgmError(f"{source}: labels must be [N]={n}, got {tuple(self.labels.shape)}")
+        if self.attributes.ndim != 2:
+            raise ZsgmError(f"{source}: attributes must be [C, A], got {tuple(self.attributes.shape)}")
+        if n and (int(self.labels.min()) < 0 or int(self.labels.max()) >= self.n_classes):
+            raise ZsgmError(f"{source}: labels must lie in 0..{self.n_classes - 1} (one per attribute row), "
+                            f"got {int(self.labels.min())}..{int(self.labels.max())}")
+        if not torch.isfinite(self.attributes.float()).all():
+            raise ZsgmError(f"{source}: attributes contain NaN or inf values")
+        if n and not torch.isfinite(self.features.float()).all():
+            bad = int((~torch.isfinite(self.features.float())).any(1).sum())
+            raise ZsgmError(f"{source}: features contain NaN or inf values in {bad} rows")
+        check_splits(self.labels, self.trainval_loc, self.test_seen_loc, self.test_unseen_loc, n, source)
+        if self.class_names and len(self.class_names) != self.n_classes:
+            raise ZsgmError(f"{source}: {len(self.class_names)} class_names for {self.n_classes} attribute rows")
+        if self.image_files and len(self.image_files) != n:
+            raise ZsgmError(f"{source}: {len(self.image_files)} image_files for {n} features")
+
+    # ------------------------------------------------------------ file format
+    def tensors(self) -> dict[str, torch.Tensor]:
+        out = {k: getattr(self, k) for k in REQUIRED}
+        out.update(self.extra)
+        return {k: v.contiguous() for k, v in out.items()}
+
+    def save(self, path: str | Path) -> Path:
+        """Write atomically: a temp file beside ``path``, then rename."""
+        path = Path(path)
+        meta = {k: str(v) for k, v in self.meta.items()}
+        meta.setdefault("created", time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+        meta["format"] = FORMAT_VERSION
+        meta["class_names"] = json.dumps(list(self.class_names))
+        meta["image_files"] = json.dumps(list(self.image_files))
+        with atomic_path(path) as tmp:
+            save_file(self.tensors(), str(tmp), metadata=meta)
+        log.info("wrote %s (%s)", path, self.summary())
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, mmap_features: bool = True) -> "FeatureSet":
+        """Read a FeatureSet; the features stay memory-mapped (copy-on-write) unless asked otherwise."""
+        path = Path(path)
+        if not path.is_file():
+            raise ZsgmError(f"FeatureSet {path} does not exist; build it with `zsgm extract` "
+                            f"or pass an existing file to --features")
+        try:
+            header, tensors = _read_safetensors(path, mmap_features)
+        except ZsgmError:
+            raise
+        except Exception as exc:
+            raise ZsgmError(f"FeatureSet {path} is not a readable safetensors file ({exc}); "
+                            f"delete it and extract again") from exc
+        meta = dict(header.get("__metadata__", {}) or {})
+        missing = [k for k in REQUIRED if k not in tensors]
+        if missing:
+            raise ZsgmError(f"FeatureSet {path} lacks tensor(s) {missing}; it was not written by zsgm "
+                            f"or is from an incompatible version: extract it again")
+        lists = {k: json.loads(meta.pop(k, "[]")) for k in LIST_META}
+        fs = cls(**{k: tensors.pop(k) for k in REQUIRED}, extra=tensors, meta=meta, **lists)
+        fs.validate(str(path))
+        return fs
+
+
+def _read_safetensors(path: Path, use_mmap: bool) -> tuple[dict, dict[str, torch.Tensor]]:
+    """Parse the safetensors header and map tensors straight onto the file."""
+    with open(path, "rb") as fh:
+        (hlen,) = struct.unpack("<Q", fh.read(8))
+        header = json.loads(fh.read(hlen))
+        base = 8 + hlen
+        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY) if use_mmap else fh.read()
+    out: dict[str, torch.Tensor] = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        start, end = info["data_offsets"]
+        shape = tuple(info["shape"])
+        if info["dtype"] == "BF16":
+            raw = np.frombuffer(buf, dtype=np.int16, count=(end - start) // 2,
+                                offset=(base + start) if use_mmap else base + start)
+            t = torch.from_numpy(raw.copy()).view(torch.bfloat16).reshape(shape)
+        else:
+            dt = np.dtype(_ST_DTYPES[info["dtype"]])
+            count = (end - start) // dt.itemsize
+            arr = np.frombuffer(buf, dtype=dt, count=count, offset=base + start).reshape(shape)
+            big = name == "features" and use_mmap
+            t = torch.from_numpy(arr if (big and arr.flags.writeable) else arr.copy())
+        out[name] = t
+    return header, out
+
+
+# ---------------------------------------------------------------- split invariants
+def check_splits(labels: torch.Tensor, trainval: torch.Tensor, test_seen: torch.Tensor,
+                 test_unseen: torch.Tensor, n: int, source: str) -> None:
+    """Disjoint, covering-free but in range, seen/unseen classes kept apart."""
+    named = {"trainval_loc": trainval, "test_seen_loc": test_seen, "test_unseen_loc": test_unseen}
+    for name, loc in named.items():
+        if loc.ndim != 1:
+            raise ZsgmError(f"{source}: {name} must be a vector, got shape {tuple(loc.shape)}")
+        if len(loc) and (int(loc.min()) < 0 or int(loc.max()) >= n):
+            raise ZsgmError(f"{source}: {name} indexes images {int(loc.min())}..{int(loc.max())} "
+                            f"but there are {n} (0-based); is it still 1-based?")
+        if len(torch.unique(loc)) != len(loc):
+            raise ZsgmError(f"{source}: {name} repeats image indices")
+    pairs = [("trainval_loc", "test_seen_loc"), ("trainval_loc", "test_unseen_loc"),
+             ("test_seen_loc", "test_unseen_loc")]
+    for a, b in pairs:
+        both = np.intersect1d(named[a].numpy(), named[b].numpy())
+        if len(both):
+            raise ZsgmError(f"{source}: {a} and {b} overlap in {len(both)} images (e.g. index {int(both[0])}); "
+                            f"the splits must be disjoint")
+    seen = set(torch.unique(labels[trainval]).tolist())
+    ts = set(torch.unique(labels[test_seen]).tolist())
+    tu = set(torch.unique(labels[test_unseen]).tolist())
+    if not ts <= seen:
+        raise ZsgmError(f"{source}: test_seen_loc holds classes {sorted(ts - seen)[:5]} that trainval_loc lacks")
+    if tu & seen:
+        raise ZsgmError(f"{source}: test_unseen_loc holds seen classes {sorted(tu & seen)[:5]}; "
+                        f"unseen classes must not appear in trainval_loc")
+
+
+# ---------------------------------------------------------------- normalisation
+NORMALISATIONS = ("minmax", "l2", "none")
+
+
+def fit_normaliser(train: torch.Tensor, method: str):
+    """A function mapping features to normalised features, fitted on ``train`` only.
+
+    ``minmax`` is the seed's: per-dimension min-max scaling fitted on the training
+    features, then division by the largest scaled training value.
+    """
+    if method == "none":
+        return lambda x: x
+    if method == "l2":
+        return lambda x: torch.nn.functional.normalize(x, dim=1)
+    if method == "minmax":
+        lo = train.min(0).values
+        span = (train.max(0).values - lo).clamp_min(1e-12)
+        mx = ((train - lo) / span).max().clamp_min(1e-12)
+        return lambda x: (x - lo) / span / mx
+    raise ZsgmError(f"unknown normalisation '{method}'; use one of {', '.join(NORMALISATIONS)}")
