@@ -1,0 +1,171 @@
+"""The results store: one JSON object per line in ``results/runs.jsonl``.
+
+Appends take a file lock, so that grid cells running in parallel never interleave
+lines; every line is written whole with one ``write`` call and flushed. CSV, Parquet
+and Markdown are exports of these rows.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Iterable
+
+from filelock import FileLock
+
+from extract.common import PROJECT_ROOT, ZsgmError
+
+# The fields every record carries (DESIGN.md, "Records").
+FIELDS = ("id", "dataset", "backbone", "pretrained", "model", "classifier", "tricks", "seed", "selection",
+          "U", "S", "H", "zsl", "epochs", "seconds", "n_classes", "started", "versions", "config")
+
+
+def results_dir() -> Path:
+    return Path(os.environ.get("ZSGM_RESULTS", PROJECT_ROOT / "results"))
+
+
+def default_store() -> Path:
+    return results_dir() / "runs.jsonl"
+
+
+def append_record(record: dict, store: str | Path | None = None) -> Path:
+    store = Path(store or default_store())
+    store.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    with FileLock(str(store) + ".lock"):
+        with open(store, "a", encoding="utf-8") as fh:
+            fh.write(line)
+            fh.flush()
+            os.fsync(fh.fileno())
+    return store
+
+
+def read_records(store: str | Path | None = None) -> list[dict]:
+    """All complete records; a torn last line (a writer killed mid-line) is skipped."""
+    store = Path(store or default_store())
+    if not store.is_file():
+        return []
+    out = []
+    with open(store, encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                if fh.read(1):  # not the last line: the store itself is damaged
+                    raise ZsgmError(f"{store}: line {n} is not valid JSON ({exc}); fix or remove that line") from exc
+    return out
+
+
+def find_records(records: Iterable[dict], **match) -> list[dict]:
+    return [r for r in records if all(r.get(k) == v for k, v in match.items())]
+
+
+# ---------------------------------------------------------------- status, resume, filters
+# A record without ``status`` predates the field and counts as a finished run.
+FINISHED = ("ok", "collapsed")
+
+
+def status_of(record: dict) -> str:
+    return str(record.get("status") or "ok")
+
+
+def latest_by_id(records: Iterable[dict]) -> dict[str, dict]:
+    """The last record of each id: a retried cell appends, it never rewrites."""
+    out: dict[str, dict] = {}
+    for r in records:
+        if "id" in r:
+            out[r["id"]] = r
+    return out
+
+
+def finished_ids(records: Iterable[dict]) -> set[str]:
+    """Ids whose latest record is a finished run (failed ones are retried on resume)."""
+    return {i for i, r in latest_by_id(records).items() if status_of(r) in FINISHED}
+
+
+def parse_filters(items: Iterable[str], source: str = "--filter") -> dict[str, list[str]]:
+    """``["model=cramer,wgan", "seed=0"]`` -> ``{"model": ["cramer", "wgan"], "seed": ["0"]}``."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ZsgmError(f"{source} {item!r}: expected FIELD=VALUE[,VALUE...], e.g. model=cramer,wgan")
+        out.setdefault(key.strip(), []).extend(v.strip() for v in value.split(","))
+    return out
+
+
+def _text(value) -> str:
+    return json.dumps(value) if isinstance(value, bool) else str(value)
+
+
+def filter_records(records: Iterable[dict], filters: dict[str, list[str]]) -> list[dict]:
+    """Records whose field (compared as text, so ``seed=0`` matches 0) is one of the values."""
+    want = {k: {v.lower() for v in vs} for k, vs in filters.items()}
+    return [r for r in records if all(_text(r.get(k)).lower() in vs for k, vs in want.items())]
+
+
+# ---------------------------------------------------------------- exports
+LIST_COLUMNS = ("id", "dataset", "backbone", "pretrained", "model", "classifier", "tricks", "seed", "selection",
+                "U", "S", "H", "zsl", "epochs", "seconds", "n_classes", "status")
+EXPORTS = ("md", "csv", "parquet", "jsonl")
+
+
+def to_frame(records: Iterable[dict], columns: Iterable[str] | None = None):
+    """A pandas DataFrame of the records; nested fields (config, versions) become JSON text."""
+    import pandas as pd
+
+    records = list(records)
+    columns = list(columns or FIELDS + tuple(k for r in records for k in r if k not in FIELDS))
+    columns = list(dict.fromkeys(columns))
+    rows = [{c: (json.dumps(r[c], sort_keys=True) if isinstance(r.get(c), (dict, list)) else r.get(c))
+             for c in columns} for r in records]
+    if columns and "status" in columns:
+        for row in rows:
+            row["status"] = row["status"] or "ok"
+    return pd.DataFrame(rows, columns=columns)
+
+
+def markdown_frame(frame, floatfmt: str = ".1f") -> str:
+    """A DataFrame as a GitHub Markdown table (no extra dependency)."""
+    def cell(v) -> str:
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        if isinstance(v, float):
+            return format(v, floatfmt)
+        return str(v).replace("|", "\\|")
+
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "|".join("---" for _ in frame.columns) + "|"
+    body = ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join([head, rule, *body]) + "\n"
+
+
+def export_records(records: Iterable[dict], path: str | Path, fmt: str | None = None,
+                   columns: Iterable[str] | None = None) -> Path:
+    """Write the records to ``path`` atomically as md, csv, parquet or jsonl (format from the suffix)."""
+    from extract.common import atomic_path, atomic_write_text
+
+    path = Path(path)
+    fmt = (fmt or path.suffix.lstrip(".")).lower()
+    if fmt not in EXPORTS:
+        raise ZsgmError(f"cannot export records as '{fmt}' ({path}); use one of {', '.join(EXPORTS)}")
+    records = list(records)
+    if fmt == "jsonl":
+        atomic_write_text(path, "".join(json.dumps(r, sort_keys=True, default=str) + "\n" for r in records))
+        return path
+    frame = to_frame(records, columns)
+    if fmt == "md":
+        atomic_write_text(path, markdown_frame(frame))
+    elif fmt == "csv":
+        atomic_write_text(path, frame.to_csv(index=False))
+    else:
+        try:
+            import pyarrow  # noqa: F401  (pandas needs an engine for Parquet)
+        except ImportError as exc:
+            raise ZsgmError("Parquet export needs pyarrow: pip install pyarrow (or export .csv)") from exc
+        with atomic_path(path) as tmp:
+            frame.to_parquet(tmp, index=False)
+    return path

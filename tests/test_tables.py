@@ -1,0 +1,118 @@
+"""Table rendering from hand-written records: marks, ± std, seed counts, ordering, empty cells."""
+from __future__ import annotations
+
+import csv
+import io
+
+import pytest
+
+from evaluate.records import export_records, filter_records, finished_ids, parse_filters, read_records
+from evaluate.tables import BEST, SECOND, TableSpec, build_table, format_stat, render, to_csv, to_latex, to_markdown
+
+
+def rec(model: str, dataset: str, seed: int, H: float, selection: str = "validation", status: str = "ok",
+        classifier: str = "prototype") -> dict:
+    U, S = H - 1, H + 1
+    return {"id": f"{model}-{classifier}-{dataset}-{selection}-s{seed}", "model": model, "classifier": classifier,
+            "dataset": dataset, "seed": seed, "selection": selection, "status": status,
+            "U": None if status == "failed" else U, "S": None if status == "failed" else S,
+            "H": None if status == "failed" else H, "zsl": None}
+
+
+RECORDS = [
+    rec("cramer", "awa2", 0, 60.0), rec("cramer", "awa2", 1, 62.0), rec("cramer", "awa2", 2, 64.0),
+    rec("wgan", "awa2", 0, 55.0), rec("wgan", "awa2", 1, 57.0),
+    rec("lsgan", "awa2", 0, 50.0), rec("lsgan", "awa2", 1, 0.0, status="failed"),
+    rec("cramer", "cub", 0, 40.0), rec("wgan", "cub", 0, 45.0),
+    rec("cramer", "awa2", 0, 70.0, selection="oracle"),
+]
+SPEC = TableSpec(name="t", title="Models", rows=("model",), columns=("dataset",), metrics=("U", "S", "H"),
+                 names={"cramer": "CramerGAN", "awa2": "AWA2", "cub": "CUB"})
+
+
+def _md_rows(text: str) -> dict[str, list[str]]:
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    return {r[0]: r[1:] for r in rows[1:]}, rows[0]
+
+
+def test_mean_std_seed_count_and_marks() -> None:
+    table = build_table(SPEC, RECORDS)
+    md = to_markdown(table)
+    rows, head = _md_rows(md)
+    assert head == ["Model", "AWA2 U", "AWA2 S", "AWA2 H", "CUB U", "CUB S", "CUB H"]
+    assert list(rows) == ["CramerGAN", "wgan", "lsgan", "CramerGAN (oracle)"]     # first appearance
+    # mean 62, sample std 2 over three seeds, best on AWA2 H among honest rows
+    assert rows["CramerGAN"][2] == f"62.0 ± 2.0 (n=3) {BEST}"
+    assert rows["wgan"][2] == f"56.0 ± 1.4 (n=2) {SECOND}"
+    assert rows["lsgan"][2] == "50.0 ± – (n=1) +1 failed"
+    # the oracle row is labelled, shown, and never marked even though its H is highest
+    assert rows["CramerGAN (oracle)"][2] == "70.0 ± – (n=1)"
+    # an empty cell (no run of lsgan on CUB) renders as a dash, not as zero
+    assert rows["lsgan"][5] == "–"
+    assert rows["wgan"][5] == f"45.0 ± – (n=1) {BEST}" and rows["CramerGAN"][5] == f"40.0 ± – (n=1) {SECOND}"
+    assert "oracle" in table.caption.lower() and "validation classes" in table.caption
+    assert "n = seeds" in table.caption
+
+
+def test_order_follows_the_grid_and_missing_cells_say_why() -> None:
+    order = [{"model": m, "dataset": d} for m in ("wgan", "cramer", "began") for d in ("awa2", "cub")]
+    missing = [{"model": "began", "dataset": "awa2", "missing": "features"}]
+    rows, _ = _md_rows(render(SPEC, RECORDS[:5], missing=missing, order=order))
+    assert list(rows) == ["wgan", "CramerGAN", "began"]
+    assert rows["began"][0] == "n/a (missing features)"
+    assert rows["began"][3] == "–"
+
+
+def test_ties_share_the_mark_and_single_rows_are_unmarked() -> None:
+    recs = [rec("a", "x", 0, 50.0), rec("b", "x", 0, 50.04), rec("c", "x", 0, 40.0)]
+    table = build_table(TableSpec(name="t", rows=("model",), metrics=("H",)), recs)
+    marks = {rk[0]: table.marks.get((rk, ("x",), "H")) for rk in table.row_keys}
+    assert marks == {"a": BEST, "b": BEST, "c": SECOND}       # 50.0 and 50.0 displayed: a tie
+    lone = build_table(TableSpec(name="t", rows=("model",), metrics=("H",)), recs[:1])
+    assert lone.marks == {}
+
+
+def test_all_failed_cell() -> None:
+    recs = [rec("a", "x", 0, 0, status="failed"), rec("a", "x", 1, 0, status="failed"), rec("b", "x", 0, 30.0)]
+    rows, _ = _md_rows(render(TableSpec(name="t", rows=("model",), metrics=("H",)), recs))
+    assert rows["a"] == ["failed (×2)"]
+    assert format_stat(None) == "–"
+
+
+def test_csv_and_latex() -> None:
+    table = build_table(SPEC, RECORDS)
+    rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    best = [r for r in rows if r["mark"] == "best" and r["metric"] == "H"]
+    assert {(r["model"], r["dataset"]) for r in best} == {("cramer", "awa2"), ("wgan", "cub")}
+    cr = next(r for r in rows if r["model"] == "cramer" and r["dataset"] == "awa2" and r["metric"] == "H"
+              and r["selection"] == "validation")
+    assert (float(cr["mean"]), float(cr["std"]), int(cr["n"])) == (62.0, 2.0, 3)
+    tex = to_latex(table)
+    assert r"\textbf{62.0 $\pm$ 2.0 (n=3)}" in tex and r"\underline{56.0 $\pm$ 1.4 (n=2)}" in tex
+    assert r"\multicolumn{3}{c}{AWA2}" in tex and "CramerGAN (oracle)" in tex
+    assert "🔴" not in tex
+
+
+def test_table_spec_rejects_unknown_keys() -> None:
+    from extract.common import ZsgmError
+
+    with pytest.raises(ZsgmError, match="unknown key"):
+        TableSpec.from_dict({"name": "x", "colums": ["dataset"]})
+    with pytest.raises(ZsgmError, match="unknown metric"):
+        TableSpec.from_dict({"name": "x", "metrics": ["F1"]})
+
+
+def test_store_helpers(tmp_path) -> None:
+    from evaluate.records import append_record
+
+    store = tmp_path / "runs.jsonl"
+    for r in RECORDS:
+        append_record(r, store)
+    append_record({**RECORDS[6], "status": "ok", "H": 51.0}, store)   # the failed seed retried
+    recs = read_records(store)
+    assert RECORDS[6]["id"] in finished_ids(recs)
+    assert len(filter_records(recs, parse_filters(["model=cramer,wgan", "seed=0"]))) == 5
+    out = export_records(recs, tmp_path / "r.csv", columns=["id", "model", "H", "status"])
+    assert out.read_text().splitlines()[0] == "id,model,H,status"
+    md = export_records(recs, tmp_path / "r.md", columns=["model", "H"]).read_text()
+    assert md.splitlines()[2] == "| cramer | 60.0 |"
