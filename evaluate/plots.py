@@ -1,0 +1,138 @@
+"""Plots (matplotlib, the ``plots`` extra): pure functions of tables, curves and histories → PNG.
+
+* :func:`h_bars` — H per row of a comparison table, one bar group per dataset, ± std error bars.
+* :func:`seen_unseen` — the seen–unseen curve swept by calibrated stacking, AUSUC in the legend.
+* :func:`training_curves` — a run's losses and validation U / S / H per epoch (``history.json``).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Mapping, Sequence
+
+from evaluate.ausuc import SeenUnseenCurve
+from evaluate.tables import Table, row_label
+from extract.common import ZsgmError, atomic_path
+
+log = logging.getLogger("zsgm.plots")
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ZsgmError("plots need matplotlib: pip install 'zsgm[plots]'") from exc
+    matplotlib.use("Agg")  # files only, never a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return path
+
+
+def h_bars(table: Table, path: str | Path, metric: str = "H") -> Path:
+    """Grouped bars: x = rows of ``table``, one colour per column group, error bar = std."""
+    import numpy as np
+
+    plt = _pyplot()
+    rows, groups = table.row_keys, table.col_keys
+    labels = [" / ".join(row_label(table, rk)) for rk in rows]
+    width = 0.8 / max(1, len(groups))
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(rows) * max(1, len(groups)) + 2), 3.8))
+    x = np.arange(len(rows))
+    for g, ck in enumerate(groups):
+        stats = [table.cells.get((rk, ck, metric)) for rk in rows]
+        means = [s.mean if s and s.mean is not None else np.nan for s in stats]
+        stds = [s.std if s and s.std is not None else 0.0 for s in stats]
+        name = " ".join(str(table.spec.names.get(str(v), v)) for v in ck) or metric
+        bars = ax.bar(x + (g - (len(groups) - 1) / 2) * width, means, width, yerr=stds, capsize=3, label=name)
+        for bar, s in zip(bars, stats):
+            if s and s.mean is not None:
+                ax.annotate(f"n={s.n}", (bar.get_x() + bar.get_width() / 2, 0), xytext=(0, 2),
+                            textcoords="offset points", ha="center", fontsize=7, color="white")
+    ax.set_xticks(x, labels, rotation=30 if len(rows) > 4 else 0, ha="right" if len(rows) > 4 else "center")
+    ax.set_ylabel(f"{metric} (%) — mean ± std over seeds")
+    ax.set_title(table.spec.title or table.spec.name)
+    if len(groups) > 1:
+        ax.legend(fontsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def seen_unseen(curves: Mapping[str, SeenUnseenCurve], path: str | Path, title: str = "",
+                points: Mapping[str, tuple[float, float]] | None = None) -> Path:
+    """S against U for each labelled curve; ``points`` mark each run's chosen operating point (U, S)."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(5.2, 4.6))
+    for i, (name, c) in enumerate(curves.items()):
+        line, = ax.step(c.U, c.S, where="post", label=f"{name} (AUSUC {c.auc:.1f})")
+        if points and name in points:
+            u, s = points[name]
+            ax.plot([u], [s], "o", color=line.get_color(), markersize=6)
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("unseen accuracy U (%)")
+    ax.set_ylabel("seen accuracy S (%)")
+    ax.set_title(title or "seen–unseen curve (calibrated stacking)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="upper right")
+    return _save(fig, Path(path))
+
+
+def training_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
+    """Left: every loss the engine logged per epoch; right: validation U / S / H (when evaluated)."""
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    skip = {"epoch", "seconds", "time", "stop", "lr"}
+    losses = sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float)) and k not in skip
+                     and not k.startswith("eval_")})
+    for k in losses:
+        pts = [(e, h[k]) for e, h in zip(epochs, history) if isinstance(h.get(k), (int, float))]
+        left.plot(*zip(*pts), label=k, marker="." if len(pts) < 30 else None)
+    left.set_xlabel("epoch")
+    left.set_ylabel("loss")
+    left.set_title("training losses")
+    if losses:
+        left.legend(fontsize=7)
+    left.grid(alpha=0.3)
+    for k, style in (("eval_U", "--"), ("eval_S", ":"), ("eval_H", "-")):
+        pts = [(e, h[k]) for e, h in zip(epochs, history) if isinstance(h.get(k), (int, float))]
+        if pts:
+            right.plot(*zip(*pts), style, marker="o", markersize=3, label=k.removeprefix("eval_"))
+    right.set_xlabel("epoch")
+    right.set_ylabel("accuracy (%)")
+    right.set_title("validation U / S / H per evaluation")
+    right.set_ylim(0, 100)
+    right.grid(alpha=0.3)
+    right.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return _save(fig, Path(path))
+
+
+def curve_from_run(run_dir: str | Path) -> SeenUnseenCurve | None:
+    """The test seen–unseen curve of a finished run from its ``scores.safetensors``, if saved."""
+    import torch
+    from safetensors.torch import load_file
+
+    from evaluate.ausuc import seen_unseen_curve
+
+    path = Path(run_dir) / "scores.safetensors"
+    if not path.is_file():
+        return None
+    t = load_file(str(path))
+    scores = torch.cat([t["scores_seen"], t["scores_unseen"]])
+    labels = torch.cat([t["labels_seen"], t["labels_unseen"]])
+    keep = torch.isfinite(scores).all(0)  # columns of classes outside the problem are -inf
+    remap = torch.full((scores.shape[1],), -1, dtype=torch.long)
+    remap[keep] = torch.arange(int(keep.sum()))
+    seen = remap[t["seen_mask"].bool() & keep]
+    return seen_unseen_curve(scores[:, keep], remap[labels], seen)

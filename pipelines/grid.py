@@ -1,0 +1,349 @@
+"""Experiment configs → a plan of cells.
+
+An experiment YAML (``pipelines/configs/experiments/<name>.yaml``) names::
+
+    title: ...                     # the table caption's first words
+    base: {epochs: 30, ...}        # RunConfig fields every cell shares
+    grid: {data: [...], model: [...], classifier: [...]}   # RunConfig fields; the product
+    seeds: 3                       # 0..2, or a list of seeds
+    variants:                      # optional; each one is a set of overrides on top of the grid
+      - {name: "full", set: {}}
+      - {name: "− noise", set: {noise: false}}
+    backbones:                     # optional: features come from our own extraction
+      names: [convnext_tiny, ...]  # timm names
+      weights: [pretrained, scratch]
+    extract: {epochs: 30, ...}     # options of the extraction cells (scratch training budget ...)
+    resources: {num_cpus: 1, num_gpus: 0}   # per cell; also the torch thread count
+    tables: [{name: ..., rows: [...], columns: [...], metrics: [...]}]
+
+The grid is ``grid`` × ``variants`` × ``backbones`` × ``seeds``; every GZSL cell is one
+:class:`RunConfig`, identified by ``run_id()`` (hash of the resolved config + seed).
+Extraction cells come first and their GZSL cells depend on them.
+"""
+from __future__ import annotations
+
+import copy
+import itertools
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+
+from evaluate.tables import TableSpec
+from extract.common import PROJECT_ROOT, ZsgmError, stable_hash, unknown_name_error
+from pipelines.config import CONFIG_DIR, RunConfig, load_yaml
+
+log = logging.getLogger("zsgm.grid")
+EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
+TOP_KEYS = {"title", "description", "base", "grid", "seeds", "variants", "backbones", "extract", "resources",
+            "tables"}
+WEIGHT_KINDS = ("pretrained", "scratch")
+FEATURES_DIR = PROJECT_ROOT / "data" / "features"
+
+
+@dataclass
+class Cell:
+    """One unit of work: a GZSL run (``params`` = RunConfig dict) or an extraction."""
+    id: str
+    kind: str                                    # "gzsl" | "extract"
+    params: dict[str, Any]
+    labels: dict[str, Any] = field(default_factory=dict)    # display fields (variant, weights ...)
+    needs: list[str] = field(default_factory=list)           # ids of extraction cells
+    missing: list[str] = field(default_factory=list)         # inputs this machine lacks
+    num_cpus: float = 1
+    num_gpus: float = 0
+
+    def describe(self) -> str:
+        p = self.params
+        if self.kind == "extract":
+            return f"extract {p['backbone']}{' (scratch)' if p['scratch'] else ''} on {p['data']}"
+        what = " ".join(f"{v}" for v in self.labels.values()) if self.labels else ""
+        bb = f" {p['backbone']}" if p.get("backbone") else ""
+        return (f"gzsl {p['data']}{bb} {p['model']}+{p['classifier']} seed {p['seed']}"
+                f"{' [' + what + ']' if what else ''}")
+
+    def table_row(self) -> dict:
+        """The record-like fields tables group by, for cells that have no record."""
+        cfg = RunConfig.from_dict(self.params)
+        return {"dataset": cfg.data, "backbone": cfg.backbone, "model": cfg.model, "classifier": cfg.classifier,
+                "tricks": cfg.tricks, "seed": cfg.seed, "selection": cfg.selection, "noise": cfg.noise,
+                **self.labels}
+
+
+@dataclass
+class Plan:
+    name: str
+    title: str
+    source: Path
+    cells: list[Cell]
+    tables: list[TableSpec]
+
+    @property
+    def extract_cells(self) -> list[Cell]:
+        return [c for c in self.cells if c.kind == "extract"]
+
+    @property
+    def gzsl_cells(self) -> list[Cell]:
+        return [c for c in self.cells if c.kind == "gzsl"]
+
+
+# ---------------------------------------------------------------- loading
+def experiment_path(name: str) -> Path:
+    """``demo`` → the shipped config; a path to a YAML file is taken as is."""
+    p = Path(name)
+    if p.suffix in (".yaml", ".yml") or p.is_file():
+        if not p.is_file():
+            raise ZsgmError(f"experiment config {p} not found")
+        return p
+    p = EXPERIMENTS_DIR / f"{name}.yaml"
+    if not p.is_file():
+        raise unknown_name_error("experiment", name, [q.stem for q in EXPERIMENTS_DIR.glob("*.yaml")])
+    return p
+
+
+def parse_sets(items: Iterable[str]) -> dict[str, Any]:
+    """``["epochs=2", "hp.n_synth=20"]`` → ``{"epochs": 2, "hp": {"n_synth": 20}}`` (values read as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ZsgmError(f"--set {item!r}: expected KEY=VALUE, e.g. epochs=5 or hp.n_synth=100")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise ZsgmError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
+        *parents, leaf = key.strip().split(".")
+        node = out
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = parsed
+    return out
+
+
+def _merge(base: dict, over: dict) -> dict:
+    """Overrides win; nested dicts (hp, clf_hp) merge key by key."""
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def _seeds(value, source: str) -> list[int]:
+    if isinstance(value, bool) or value is None:
+        raise ZsgmError(f"{source}: seeds must be a count (e.g. 3) or a list of ints, got {value!r}")
+    if isinstance(value, int):
+        if value < 1:
+            raise ZsgmError(f"{source}: seeds must be >= 1, got {value}")
+        return list(range(value))
+    if isinstance(value, list) and value and all(isinstance(s, int) and not isinstance(s, bool) for s in value):
+        return list(dict.fromkeys(value))
+    raise ZsgmError(f"{source}: seeds must be a count (e.g. 3) or a non-empty list of ints, got {value!r}")
+
+
+def _axis_values(key: str, value, source: str) -> list:
+    values = value if isinstance(value, list) else [value]
+    if key == "model" and "all" in values:
+        from generate.registry import MODELS
+
+        values = [m for v in values for m in (list(MODELS) if v == "all" else [v])]
+    return list(dict.fromkeys(values)) if all(isinstance(v, (str, int, float, bool)) for v in values) else values
+
+
+def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict | None = None) -> Plan:
+    """Read and expand an experiment; ``seeds`` and ``sets`` are the command-line overrides."""
+    path = experiment_path(name)
+    source = str(path)
+    doc = load_yaml(path)
+    unknown = sorted(set(doc) - TOP_KEYS)
+    if unknown:
+        raise ZsgmError(f"{source}: unknown key(s) {unknown}; known: {', '.join(sorted(TOP_KEYS))}")
+    grid = doc.get("grid") or {}
+    if not isinstance(grid, dict):
+        raise ZsgmError(f"{source}: 'grid' must map RunConfig fields to lists of values")
+    for key in ("base", "grid", "extract", "resources"):
+        if not isinstance(doc.get(key) or {}, dict):
+            raise ZsgmError(f"{source}: '{key}' must be a mapping")
+    for bad in ("seed", "data_root", "device"):
+        if bad in grid:
+            raise ZsgmError(f"{source}: '{bad}' cannot be a grid axis; use 'seeds:' for seeds and --set for "
+                            f"data_root/device")
+    sets = sets or {}
+    base = _merge(doc.get("base") or {}, sets)
+    # A --set of a grid axis pins that axis (e.g. --set model=cramer runs one model).
+    axes = {k: _axis_values(k, sets[k] if k in sets else v, source) for k, v in grid.items()}
+    seed_list = _seeds(seeds if seeds is not None else doc.get("seeds", 1), f"{source}: seeds")
+    variants = _variants(doc.get("variants"), source)
+    backbones = _backbones(doc.get("backbones"), source)
+    resources = _resources(doc.get("resources") or {}, source)
+    extract_opts = doc.get("extract") or {}
+
+    cells: dict[str, Cell] = {}
+    extracts: dict[str, Cell] = {}
+    names = list(axes)
+    for combo in itertools.product(*axes.values()):
+        for vname, vset in variants:
+            for bb in backbones:
+                for seed in seed_list:
+                    params = _merge(_merge(base, dict(zip(names, combo))), vset)
+                    labels = {"variant": vname} if vname is not None else {}
+                    needs: list[str] = []
+                    if bb is not None:
+                        ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, resources)
+                        extracts.setdefault(ex.id, ex)
+                        params["backbone"] = cache_key(*bb)
+                        labels.update(backbone=bb[0], pretrained=bb[1])
+                        needs = [ex.id]
+                    params["seed"] = seed
+                    cfg = RunConfig.from_dict(params, source)
+                    _check_names(cfg, source)
+                    cell = Cell(cfg.run_id(), "gzsl", cfg.to_dict(), labels, needs, **resources)
+                    cells.setdefault(cell.id, cell)
+    tables = [TableSpec.from_dict(t, source) for t in (doc.get("tables") or [])] or \
+        [TableSpec(name=path.stem, title=doc.get("title", path.stem))]
+    plan = Plan(path.stem, doc.get("title", path.stem), path, [*extracts.values(), *cells.values()], tables)
+    annotate_missing(plan)
+    return plan
+
+
+def _variants(value, source: str) -> list[tuple[str | None, dict]]:
+    if not value:
+        return [(None, {})]
+    out = []
+    for i, v in enumerate(value):
+        if not isinstance(v, dict) or "name" not in v or set(v) - {"name", "set"}:
+            raise ZsgmError(f"{source}: variants[{i}] must be {{name: ..., set: {{...}}}}, got {v!r}")
+        out.append((str(v["name"]), dict(v.get("set") or {})))
+    return out
+
+
+def _backbones(value, source: str) -> list[tuple[str, str] | None]:
+    if not value:
+        return [None]
+    if not isinstance(value, dict) or set(value) - {"names", "weights"} or not value.get("names"):
+        raise ZsgmError(f"{source}: backbones must be {{names: [timm names], weights: [pretrained, scratch]}}")
+    kinds = value.get("weights") or ["pretrained"]
+    bad = [k for k in kinds if k not in WEIGHT_KINDS]
+    if bad:
+        raise ZsgmError(f"{source}: backbones.weights {bad} unknown; use {', '.join(WEIGHT_KINDS)}")
+    return [(str(n), str(k)) for n in value["names"] for k in kinds]
+
+
+def _resources(value: dict, source: str) -> dict:
+    unknown = sorted(set(value) - {"num_cpus", "num_gpus"})
+    if unknown:
+        raise ZsgmError(f"{source}: resources: unknown key(s) {unknown}; use num_cpus, num_gpus")
+    return {"num_cpus": float(value.get("num_cpus", 1)), "num_gpus": float(value.get("num_gpus", 0))}
+
+
+def _check_names(cfg: RunConfig, source: str) -> None:
+    """Unknown model or classifier names fail at plan time, not an hour into the grid."""
+    from generate.registry import get as get_model
+
+    get_model(cfg.model)
+    try:
+        from evaluate.classifiers import CLASSIFIERS
+    except ImportError:  # classifiers not importable: run_gzsl reports it per cell
+        return
+    if cfg.classifier not in CLASSIFIERS:
+        raise unknown_name_error(f"classifier (in {source})", cfg.classifier, CLASSIFIERS)
+
+
+# ---------------------------------------------------------------- extraction cells
+def cache_key(backbone: str, weights: str) -> str:
+    """The name under data/features/<data>/ (and RunConfig.backbone) of a backbone's features."""
+    return backbone + ("_scratch" if weights == "scratch" else "")
+
+
+def feature_cache(data: str, backbone: str, weights: str) -> Path:
+    return FEATURES_DIR / data / f"{cache_key(backbone, weights)}.safetensors"
+
+
+def _extract_cell(data: str, backbone: str, weights: str, opts: dict, resources: dict) -> Cell:
+    params = {"data": data, "backbone": backbone, "scratch": weights == "scratch", **opts}
+    return Cell(f"x-{stable_hash(params)}", "extract", params, {"backbone": backbone, "pretrained": weights},
+                **resources)
+
+
+# ---------------------------------------------------------------- missing inputs
+def annotate_missing(plan: Plan) -> None:
+    """Fill each cell's ``missing``: the features, images or weights this machine lacks.
+
+    A GZSL cell whose features an extraction cell of the plan will build inherits that
+    cell's missing inputs instead.
+    """
+    by_id = {c.id: c for c in plan.cells}
+    for cell in plan.extract_cells:
+        cell.missing = [] if feature_cache(**_cache_args(cell)).is_file() else extraction_missing(cell.params)
+    for cell in plan.gzsl_cells:
+        if cell.needs:
+            ex = [by_id[i] for i in cell.needs]
+            cell.missing = [m for e in ex for m in e.missing]
+        else:
+            cell.missing = gzsl_missing(cell.params)
+
+
+def _cache_args(cell: Cell) -> dict:
+    p = cell.params
+    return {"data": p["data"], "backbone": p["backbone"], "weights": "scratch" if p["scratch"] else "pretrained"}
+
+
+def gzsl_missing(params: dict) -> list[str]:
+    """What a GZSL cell cannot find, following run_gzsl's precedence of inputs."""
+    from extract.specs import get_spec
+
+    if params.get("features"):
+        p = Path(params["features"])
+        return [] if p.is_file() else [f"features {p}"]
+    data = params.get("data") or "demo"
+    if data == "demo":
+        demo = PROJECT_ROOT / "data" / "demo"
+        return [] if any(demo.glob("*.safetensors")) else [f"features {demo}/*.safetensors"]
+    if params.get("backbone"):
+        p = FEATURES_DIR / data / f"{params['backbone']}.safetensors"
+        return [] if p.is_file() else [f"features {_rel(p)}"]
+    spec = get_spec(data)
+    root = params.get("data_root")
+    return [f"{what} {_rel(p)}" for what, p in (("features", spec.features_path(root)),
+                                                 ("splits", spec.split_path(root))) if not p.is_file()]
+
+
+def extraction_missing(params: dict) -> list[str]:
+    """Images of the dataset and, for pretrained cells, the backbone's weights."""
+    missing = []
+    images = images_missing(params["data"], params.get("data_root"))
+    if images:
+        missing.append(images)
+    if not params["scratch"]:
+        from extract import weights
+
+        if weights.available(params["backbone"]) is None:
+            missing.append(f"weights {_rel(weights.expected_files(params['backbone'])[0])}")
+    return missing
+
+
+def images_missing(data: str, root: str | None = None) -> str:
+    """'' when the dataset's raw images are found, else what is missing.
+
+    Asks the extraction stage when it offers a check (``extract.extractor.missing_images``),
+    otherwise looks for the image folder of the dataset's official layout.
+    """
+    try:
+        from extract import extractor
+    except ImportError:
+        extractor = None
+    if extractor is not None and hasattr(extractor, "missing_images"):
+        return extractor.missing_images(data, root) or ""
+    from extract.specs import get_spec
+
+    folder = get_spec(data).folder_path(root)
+    candidates = [folder / "images", folder / "CUB_200_2011" / "images", folder / "JPEGImages", folder / "jpg"]
+    return "" if any(c.is_dir() for c in candidates) else f"images {_rel(folder)}/images/"
+
+
+def _rel(p: Path) -> str:
+    try:
+        return str(Path(p).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(p)

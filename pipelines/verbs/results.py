@@ -1,0 +1,49 @@
+"""``zsgm results``: list and filter the stored result records as a table, or export them."""
+from __future__ import annotations
+
+import json
+
+HELP = "list/filter result records (results/runs.jsonl) as a table, or export them (csv, parquet, md, jsonl)"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--filter", action="append", default=[], metavar="FIELD=V1[,V2]",
+                   help="keep records whose field is one of the values (repeatable), e.g. --filter model=cramer,wgan")
+    p.add_argument("--status", choices=("ok", "failed", "collapsed"), help="only records with this status")
+    p.add_argument("--all", action="store_true", help="every record, not only the latest of each id")
+    p.add_argument("--last", type=int, help="only the N most recent records")
+    p.add_argument("--columns", help="comma-separated fields to show (default: the main ones)")
+    p.add_argument("--format", choices=("md", "csv", "json"), default="md", help="printed format (default md)")
+    p.add_argument("--out", help="export to this file instead (format from its suffix: .md .csv .parquet .jsonl)")
+
+
+def run(args) -> int:
+    from evaluate.records import (LIST_COLUMNS, default_store, export_records, filter_records, latest_by_id,
+                                  markdown_frame, parse_filters, read_records, to_frame)
+
+    records = read_records()
+    if not args.all:
+        records = list(latest_by_id(records).values())
+    filters = parse_filters(args.filter)
+    if args.status:
+        filters.setdefault("status", []).append(args.status)
+        if args.status == "ok":
+            filters["status"].append("None")  # records written before the status field
+    records = filter_records(records, filters)
+    if args.last:
+        records = records[-args.last:]
+    columns = [c.strip() for c in args.columns.split(",")] if args.columns else list(LIST_COLUMNS)
+    if args.out:
+        path = export_records(records, args.out, columns=None if args.out.endswith(".jsonl") else columns)
+        print(f"{len(records)} record(s) -> {path}")
+        return 0
+    if not records:
+        print(f"no records match (store: {default_store()})")
+        return 0
+    if args.format == "json":
+        for r in records:
+            print(json.dumps({c: r.get(c) for c in columns}, default=str))
+    else:
+        frame = to_frame(records, columns)
+        print(frame.to_csv(index=False) if args.format == "csv" else markdown_frame(frame), end="")
+    return 0

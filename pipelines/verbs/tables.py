@@ -1,0 +1,136 @@
+"""``zsgm tables``: run (or resume) an experiment grid, then render its comparison tables.
+
+Tables go to ``results/tables/<name>.{md,csv,tex}`` (written atomically) and the
+Markdown is printed; plots go to ``results/plots/`` when matplotlib is installed.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+HELP = "run/resume an experiment grid (local processes or Ray) and render its comparison tables"
+log = logging.getLogger("zsgm.tables")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--exp", default="demo", help="experiment name under pipelines/configs/experiments/ "
+                   "(demo, models, tricks, backbones) or a YAML path; default demo")
+    p.add_argument("--seeds", type=int, help="run seeds 0..N-1 instead of the config's seeds")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a RunConfig field of every cell (repeatable), e.g. --set epochs=5, "
+                        "--set hp.n_synth=100; a grid axis given here is pinned to that value")
+    p.add_argument("--executor", choices=("local", "ray"),
+                   help="local processes (default) or Ray tasks (default when RAY_ADDRESS is set)")
+    p.add_argument("--jobs", type=int, default=1, help="local processes running cells at once (default 1)")
+    p.add_argument("--dry-run", action="store_true", help="list every cell, whether it is done, and the "
+                   "inputs it lacks (features, images, weights); run nothing")
+    p.add_argument("--no-run", action="store_true", help="render tables from the records already stored")
+    p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--out", help="folder for tables (default results/tables) ; plots go beside it in plots/")
+    p.add_argument("--strict", action="store_true", help="exit 1 when a cell failed")
+
+
+def run(args) -> int:
+    from evaluate.records import default_store, finished_ids, read_records, results_dir
+    from pipelines.grid import load_experiment, parse_sets
+    from pipelines.runner import make_executor, run_plan
+
+    plan = load_experiment(args.exp, seeds=args.seeds, sets=parse_sets(args.set))
+    if args.jobs < 1:
+        from extract.common import ZsgmError
+
+        raise ZsgmError(f"--jobs must be >= 1, got {args.jobs}")
+    if args.dry_run:
+        print(dry_run_text(plan, finished_ids(read_records())))
+        return 0
+    summary = None
+    if not args.no_run:
+        summary = run_plan(plan, make_executor(args.executor, args.jobs), store=default_store())
+    out = Path(args.out) if args.out else results_dir() / "tables"
+    texts = write_tables(plan, read_records(), out)
+    for text in texts:
+        print(text)
+    if not args.no_plots:
+        write_plots(plan, read_records(), out.parent / "plots")
+    if summary is not None:
+        print(f"{plan.name}: {summary.line()}; tables in {out}", file=sys.stderr)
+        for cid, err in summary.errors.items():
+            print(f"  failed {cid}: {err}", file=sys.stderr)
+    return 1 if args.strict and summary and summary.failed else 0
+
+
+def dry_run_text(plan, done: set[str]) -> str:
+    lines = [f"{plan.name}: {len(plan.gzsl_cells)} GZSL cell(s), {len(plan.extract_cells)} extraction cell(s) "
+             f"({plan.source})"]
+    for cell in plan.cells:
+        if cell.id in done:
+            state = "done"
+        elif cell.missing:
+            state = "n/a (missing " + "; ".join(cell.missing) + ")"
+        else:
+            state = "to run"
+        lines.append(f"  {cell.id:<20} {cell.describe():<60} {state}")
+    n_missing = sum(bool(c.missing) for c in plan.cells)
+    lines.append(f"{n_missing} cell(s) lack inputs; {sum(c.id in done for c in plan.cells)} done")
+    return "\n".join(lines)
+
+
+def write_tables(plan, records: list[dict], out: Path) -> list[str]:
+    """Each table of the plan as .md, .csv and .tex under ``out``; returns the Markdown texts."""
+    from evaluate.tables import build_table, to_csv, to_latex, to_markdown
+    from extract.common import atomic_write_text
+    from pipelines.runner import plan_rows
+
+    recs, missing, order = plan_rows(plan, records)
+    texts = []
+    for spec in plan.tables:
+        table = build_table(spec, recs, missing, order)
+        md = to_markdown(table)
+        for suffix, text in ((".md", md), (".csv", to_csv(table)), (".tex", to_latex(table))):
+            atomic_write_text(out / f"{spec.name}{suffix}", text)
+        texts.append(md)
+    return texts
+
+
+def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
+    """H bars per table; the seen–unseen curve and training curves of each row's first seed."""
+    import json
+
+    try:
+        from evaluate import plots
+        plots._pyplot()
+    except Exception as exc:  # the plots extra is optional
+        log.warning("no plots: %s", exc)
+        return []
+    from evaluate.tables import build_table
+    from pipelines.runner import default_runs_dir, plan_rows
+
+    recs, missing, order = plan_rows(plan, records)
+    written = []
+    for spec in plan.tables:
+        table = build_table(spec, recs, missing, order)
+        if any(s.mean is not None for s in table.cells.values()):
+            written.append(plots.h_bars(table, out / f"{spec.name}_H.png"))
+    runs = default_runs_dir()
+    firsts: dict[str, dict] = {}  # one run per configuration (the lowest seed that finished)
+    for r in sorted(recs, key=lambda r: r.get("seed") or 0):
+        if r.get("status", "ok") != "failed":
+            label = " ".join(str(r.get(k)) for k in ("dataset", "variant", "backbone", "model", "classifier")
+                             if r.get(k) not in (None, "?"))
+            firsts.setdefault(label, r)
+    curves, points = {}, {}
+    for label, r in firsts.items():
+        curve = plots.curve_from_run(runs / r["id"])
+        if curve is not None:
+            curves[label], points[label] = curve, (r["U"], r["S"])
+        hist = runs / r["id"] / "history.json"
+        if hist.is_file():
+            name = label.replace(" ", "_").replace("/", "-")
+            written.append(plots.training_curves(json.loads(hist.read_text()), out / f"{plan.name}_train_{name}.png",
+                                                 f"{label} (seed {r.get('seed')})"))
+    if curves:
+        written.append(plots.seen_unseen(curves, out / f"{plan.name}_seen_unseen.png",
+                                         f"{plan.title}: test seen–unseen curves (seed of each row shown)", points))
+    log.info("%d plot(s) in %s", len(written), out)
+    return written
