@@ -1,0 +1,198 @@
+"""The batched extraction engine: images → pooled pre-logits, written shard by shard.
+
+Shards are contiguous runs of the image list, written atomically to a work folder beside the
+output as they finish, so that a killed run re-computes only the missing ones. A shard's
+batches are fixed by its position in the list, so a resumed run computes the very same
+batches and gives bit-identical features. Under ``torchrun`` shard s belongs to rank
+``s % world_size``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from extract.backbones import pooled_features
+from extract.common import ZsgmError, atomic_path, atomic_write_json, log
+from extract.images import ImageList
+from extract.layouts.base import Record
+
+BAD_IMAGE_POLICIES = ("fail", "skip")
+
+
+@dataclass
+class EngineConfig:
+    batch_size: int = 32
+    workers: int = -1              # -1: as many as spare cores, at most 4
+    device: torch.device = torch.device("cpu")
+    shard_size: int = 256
+    on_bad_image: str = "fail"
+    channels_last: bool = True
+    draft: int | None = None       # decode JPEGs at reduced scale covering this many pixels
+    rank: int = 0
+    world_size: int = 1
+    progress: bool = True
+    stop_after_shards: int | None = None  # test hook: end the run (as a crash would) after N new shards
+    kill_after_shards: int | None = None  # test hook: SIGKILL this process after N new shards
+
+    def n_workers(self) -> int:
+        if self.workers >= 0:
+            return self.workers
+        return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
+class Interrupted(RuntimeError):
+    """Raised by the ``stop_after_shards`` test hook in place of a crash."""
+
+
+@dataclass
+class Extracted:
+    features: torch.Tensor          # [N, D] float32, zero rows for bad images
+    ok: torch.Tensor                # [N] bool
+    errors: dict[int, str]          # position → reason, for bad images
+    seconds: float
+    computed: int                   # images computed in this run (not read from shards)
+
+
+def shard_ranges(n: int, size: int) -> list[tuple[int, int]]:
+    return [(s, min(n, s + size)) for s in range(0, n, size)]
+
+
+def _shard_path(work: Path, s: int) -> Path:
+    return work / f"shard_{s:05d}.safetensors"
+
+
+def prepare_work_dir(work: Path, key: str, rank: int = 0) -> None:
+    """A work folder bound to one provenance key; a folder of another key is cleared."""
+    stamp = work / "key.json"
+    if rank == 0:
+        if work.is_dir() and (not stamp.is_file() or json.loads(stamp.read_text()).get("key") != key):
+            log.info("work folder %s belongs to another extraction; clearing it", work)
+            for p in work.glob("shard_*.safetensors"):
+                p.unlink()
+        work.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(stamp, {"key": key})
+
+
+def _pending(work: Path, ranges, cfg: EngineConfig) -> list[int]:
+    mine = [s for s in range(len(ranges)) if s % cfg.world_size == cfg.rank]
+    return [s for s in mine if not _shard_path(work, s).is_file()]
+
+
+def run(records: Sequence[Record], model: torch.nn.Module, transform: Callable, work: Path,
+        cfg: EngineConfig, feature_fn: Callable = pooled_features) -> Extracted | None:
+    """Extract every record; returns all features on rank 0 (None on other ranks)."""
+    if cfg.on_bad_image not in BAD_IMAGE_POLICIES:
+        raise ZsgmError(f"--on-bad-image {cfg.on_bad_image}: use one of {', '.join(BAD_IMAGE_POLICIES)}")
+    ranges = shard_ranges(len(records), cfg.shard_size)
+    pending = _pending(work, ranges, cfg)
+    t0 = time.perf_counter()
+    computed = _compute(records, model, transform, work, ranges, pending, cfg, feature_fn) if pending else 0
+    seconds = time.perf_counter() - t0
+    if cfg.world_size > 1:
+        torch.distributed.barrier()
+    if cfg.rank != 0:
+        return None
+    return _gather(work, ranges, seconds, computed)
+
+
+def _batches(ranges, pending: list[int], batch_size: int) -> list[list[int]]:
+    """Fixed batches inside each pending shard (the same whether a run is fresh or resumed)."""
+    out = []
+    for s in pending:
+        lo, hi = ranges[s]
+        out += [list(range(b, min(hi, b + batch_size))) for b in range(lo, hi, batch_size)]
+    return out
+
+
+def _compute(records, model, transform, work: Path, ranges, pending, cfg: EngineConfig, feature_fn) -> int:
+    device = cfg.device
+    model = model.eval().to(device)
+    if cfg.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    ds = ImageList(records, transform, cfg.draft)
+    workers = cfg.n_workers()
+    loader = DataLoader(ds, batch_sampler=_batches(ranges, pending, cfg.batch_size), num_workers=workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False,
+                        prefetch_factor=4 if workers else None)
+    total = sum(ranges[s][1] - ranges[s][0] for s in pending)
+    bar = tqdm(total=total, unit="img", desc=f"extract (rank {cfg.rank})" if cfg.world_size > 1 else "extract",
+               disable=not cfg.progress or cfg.rank != 0, dynamic_ncols=True)
+    use_amp = device.type == "cuda"  # bf16 on GPU; fp32 on CPU where bf16 is slow and changes numbers
+    shard_iter = iter(pending)
+    current = next(shard_iter)
+    buf: list[torch.Tensor] = []
+    oks: list[torch.Tensor] = []
+    errors: dict[int, str] = {}
+    written = 0
+    with torch.inference_mode():
+        for x, idx, ok, err in loader:
+            bad = [(int(i), e) for i, o, e in zip(idx, ok, err) if not o]
+            if bad and cfg.on_bad_image == "fail":
+                i, e = bad[0]
+                raise ZsgmError(f"cannot decode image {records[i].path} ({e}); replace the file, or pass "
+                                f"--on-bad-image skip to leave it out (it is then listed in the output's metadata)")
+            errors.update({i: f"{records[i].path}: {e}" for i, e in bad})
+            x = x.to(device, non_blocking=True)
+            if cfg.channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                f = feature_fn(model, x)
+            buf.append(f.float().cpu())
+            oks.append(ok.bool())
+            bar.update(len(idx))
+            lo, hi = ranges[current]
+            if int(idx[-1]) == hi - 1:  # the shard is complete: persist it
+                _write_shard(work, current, torch.cat(buf), torch.cat(oks),
+                             {i: e for i, e in errors.items() if lo <= i < hi})
+                buf, oks, written = [], [], written + 1
+                current = next(shard_iter, None)
+                _test_hooks(cfg, written)
+    bar.close()
+    return bar.n
+
+
+def _test_hooks(cfg: EngineConfig, written: int) -> None:
+    if cfg.kill_after_shards is not None and written >= cfg.kill_after_shards:
+        os.kill(os.getpid(), signal.SIGKILL)
+    if cfg.stop_after_shards is not None and written >= cfg.stop_after_shards:
+        raise Interrupted(f"stopped after {written} shard(s) (test hook)")
+
+
+def _write_shard(work: Path, s: int, feats: torch.Tensor, ok: torch.Tensor, errors: dict[int, str]) -> None:
+    path = _shard_path(work, s)
+    with atomic_path(path) as tmp:
+        save_file({"features": feats.contiguous(), "ok": ok.to(torch.uint8)}, str(tmp),
+                  metadata={"errors": json.dumps({str(k): v for k, v in errors.items()})})
+
+
+def _gather(work: Path, ranges, seconds: float, computed: int) -> Extracted:
+    feats, oks, errors = [], [], {}
+    for s, (lo, hi) in enumerate(ranges):
+        path = _shard_path(work, s)
+        if not path.is_file():
+            raise RuntimeError(f"shard {path} is missing after extraction")
+        t = load_file(str(path))
+        if t["features"].shape[0] != hi - lo:
+            raise RuntimeError(f"shard {path} holds {t['features'].shape[0]} rows, expected {hi - lo}")
+        feats.append(t["features"])
+        oks.append(t["ok"].bool())
+        from safetensors import safe_open
+
+        with safe_open(str(path), "pt") as fh:
+            errors.update({int(k): v for k, v in json.loads(fh.metadata().get("errors", "{}")).items()})
+    return Extracted(torch.cat(feats), torch.cat(oks), errors, seconds, computed)
+
+
+def clear_work_dir(work: Path) -> None:
+    shutil.rmtree(work, ignore_errors=True)

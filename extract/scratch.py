@@ -1,0 +1,143 @@
+"""Train a backbone from scratch on the trainval images of the seen classes, and nothing else.
+
+The training set is built from ``trainval_loc`` alone and guarded: the image list refuses to
+open any other position, so a test image can never reach training. timm's
+``create_optimizer_v2`` / ``create_scheduler_v2`` and ``create_transform(is_training=True)``
+supply the recipe; a checkpoint is written (atomically) after every epoch and a re-run
+resumes from it. Under ``torchrun`` the model is wrapped in DDP (gloo on CPU, NCCL on GPU)
+and the images are sharded across ranks by a DistributedSampler.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+from timm.optim import create_optimizer_v2
+from timm.scheduler import create_scheduler_v2
+from torch.utils.data import DataLoader, DistributedSampler, Subset
+from tqdm import tqdm
+
+from extract import backbones
+from extract.common import (ZsgmError, atomic_path, atomic_torch_save, log, rng_state, seed_everything,
+                            set_rng_state, stable_hash)
+from extract.images import ImageList
+from extract.layouts.base import RawDataset
+
+TEST_SPLITS = ("test_seen_loc", "test_unseen_loc")
+
+
+@dataclass
+class ScratchConfig:
+    epochs: int = 30
+    batch_size: int = 64
+    opt: str = "adamw"
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    sched: str = "cosine"
+    warmup_epochs: int = 1
+    label_smoothing: float = 0.1
+    img_size: int | None = None
+    seed: int = 0
+    workers: int = -1
+
+    def key(self) -> str:
+        return stable_hash({k: v for k, v in asdict(self).items() if k != "workers"})
+
+
+def training_positions(raw: RawDataset) -> list[int]:
+    """Positions (in ``raw.records``) of the trainval images; asserts none is a test image."""
+    pos = [p for p, r in enumerate(raw.records) if raw.split_of(r.index) == "trainval_loc"]
+    test = set(np.concatenate([raw.split.locs[k] for k in TEST_SPLITS]).tolist())  # checked straight on the file
+    leaked = [raw.records[p].path for p in pos if raw.records[p].index in test]
+    assert not leaked, f"test images in the training set: {leaked[:3]}"
+    if not pos:
+        raise ZsgmError(f"{raw.folder}: no trainval images among the classes present; from-scratch training "
+                        f"needs at least one seen class")
+    return pos
+
+
+def train(raw: RawDataset, backbone: str, cfg: ScratchConfig, work: Path, device: torch.device,
+          rank: int = 0, world_size: int = 1, progress: bool = True) -> Path:
+    """Train (or resume) and return the path of the trained weights (timm key layout)."""
+    out = work / "scratch_weights.safetensors"
+    ckpt_path = work / "scratch_checkpoint.pt"
+    pos = training_positions(raw)
+    classes = sorted({raw.records[p].cls for p in pos})
+    remap = {c: j for j, c in enumerate(classes)}
+    labels = torch.full((len(raw.records),), -1, dtype=torch.long)
+    labels[pos] = torch.tensor([remap[raw.records[p].cls] for p in pos])
+    seed_everything(cfg.seed + rank)
+    model = backbones.create(backbone, num_classes=len(classes), img_size=cfg.img_size)
+    data_cfg = backbones.data_config(model, img_size=cfg.img_size)
+    images = ImageList(raw.records, backbones.train_transform(data_cfg), allowed=set(pos))
+    subset = Subset(images, pos)
+    sampler = DistributedSampler(subset, world_size, rank, shuffle=True, seed=cfg.seed) if world_size > 1 else None
+    gen = torch.Generator().manual_seed(cfg.seed)
+    workers = cfg.workers if cfg.workers >= 0 else max(0, min(4, (torch.get_num_threads() or 1) - 1))
+    loader = DataLoader(subset, batch_size=cfg.batch_size, shuffle=sampler is None, sampler=sampler,
+                        num_workers=workers, drop_last=len(subset) > cfg.batch_size * world_size,
+                        generator=gen, pin_memory=device.type == "cuda")
+    model.to(device)
+    opt = create_optimizer_v2(model, opt=cfg.opt, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched, _ = create_scheduler_v2(opt, sched=cfg.sched, num_epochs=cfg.epochs, warmup_epochs=cfg.warmup_epochs,
+                                   step_on_epochs=True)
+    start = _resume(ckpt_path, cfg, model, opt, sched)
+    net = model
+    if world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda"
+                                                        else None)
+    loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+    use_amp = device.type == "cuda"
+    for epoch in range(start, cfg.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
+        total, count = 0.0, 0
+        bar = tqdm(loader, desc=f"scratch epoch {epoch + 1}/{cfg.epochs}", unit="batch",
+                   disable=not progress or rank != 0, dynamic_ncols=True, leave=False)
+        for x, idx, ok, err in bar:
+            if not bool(ok.all()):
+                i = int(idx[~ok][0])
+                raise ZsgmError(f"cannot decode training image {raw.records[i].path} ({err[int((~ok).nonzero()[0])]})")
+            x, y = x.to(device, non_blocking=True), labels[idx].to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
+                loss = loss_fn(net(x), y)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total, count = total + float(loss) * len(y), count + len(y)
+            bar.set_postfix(loss=f"{total / max(count, 1):.3f}")
+        sched.step(epoch + 1)
+        log.info("scratch epoch %d/%d: loss %.4f (%d images on rank %d)", epoch + 1, cfg.epochs,
+                 total / max(count, 1), count, rank)
+        if rank == 0:
+            atomic_torch_save({"key": cfg.key(), "epoch": epoch, "model": model.state_dict(),
+                               "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),
+                               "rng": rng_state()}, ckpt_path)
+        if world_size > 1:
+            torch.distributed.barrier()
+    if rank == 0:
+        with atomic_path(out) as tmp:
+            save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp),
+                      metadata={"backbone": backbone, "classes": str(classes), "config": str(asdict(cfg))})
+    if world_size > 1:
+        torch.distributed.barrier()
+    return out
+
+
+def _resume(path: Path, cfg: ScratchConfig, model, opt, sched) -> int:
+    if not path.is_file():
+        return 0
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("key") != cfg.key():
+        log.info("scratch checkpoint %s is from another configuration; starting afresh", path)
+        return 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    set_rng_state(state["rng"])
+    log.info("resuming scratch training after epoch %d from %s", state["epoch"] + 1, path)
+    return int(state["epoch"]) + 1

@@ -1,0 +1,62 @@
+"""``zsgm extract``: a benchmark's raw images → a cached FeatureSet of backbone features."""
+from __future__ import annotations
+
+import argparse
+
+HELP = "raw benchmark images -> cached backbone features (pretrained or --scratch); resumable"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--backbone", required=True, help="timm model name, optionally name.tag (see `zsgm backbones`)")
+    p.add_argument("--data", required=True, help="dataset: apy awa1 awa2 cub cub_sent flo sun")
+    p.add_argument("--data-root", help="folder holding the dataset folders (CUB/, FLO/ ...); "
+                                       "default $ZSGM_DATA, then <project>/data")
+    p.add_argument("--weights", help="checkpoint file (.safetensors/.pth/.bin); default: weights/<backbone>.*, "
+                                     "packaged weights, timm's hub cache")
+    p.add_argument("--scratch", action="store_true", help="train the backbone on the seen classes' trainval "
+                                                          "images first, then extract with it")
+    p.add_argument("--random-init", action="store_true", help="random weights (timing and plumbing only)")
+    p.add_argument("--out", help="output FeatureSet; default data/features/<data>/<backbone>[_scratch].safetensors")
+    p.add_argument("--img-size", type=int, help="input size (default: the backbone's pretrained config)")
+    p.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="stored feature dtype")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=-1, help="DataLoader workers (-1: spare cores, at most 4)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--shard-size", type=int, default=256, help="images per resumable shard")
+    p.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"],
+                   help="an unreadable image stops the run (fail) or is left out and listed (skip)")
+    p.add_argument("--fast-decode", action="store_true",
+                   help="let libjpeg decode large JPEGs at reduced scale (faster; features differ slightly)")
+    p.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    g = p.add_argument_group("--scratch training")
+    g.add_argument("--epochs", type=int, default=30)
+    g.add_argument("--train-batch-size", type=int, default=64)
+    g.add_argument("--lr", type=float, default=1e-3)
+    g.add_argument("--weight-decay", type=float, default=0.05)
+    g.add_argument("--opt", default="adamw", help="timm optimizer name")
+    g.add_argument("--sched", default="cosine", help="timm scheduler name")
+    g.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    from extract.extractor import EngineConfig
+    from extract.job import ExtractRequest, run as run_job
+    from extract.scratch import ScratchConfig
+
+    eng = EngineConfig(batch_size=args.batch_size, workers=args.workers, shard_size=args.shard_size,
+                       on_bad_image=args.on_bad_image, progress=not args.no_progress)
+    if args.fast_decode:
+        eng.draft = -1  # resolved to the transform's resize size by the job
+    train = ScratchConfig(epochs=args.epochs, batch_size=args.train_batch_size, lr=args.lr,
+                          weight_decay=args.weight_decay, opt=args.opt, sched=args.sched, seed=args.seed,
+                          img_size=args.img_size, workers=args.workers)
+    req = ExtractRequest(data=args.data, backbone=args.backbone, data_root=args.data_root, weights=args.weights,
+                         scratch=args.scratch, random_init=args.random_init, out=args.out, img_size=args.img_size,
+                         dtype=args.dtype, force=args.force, device=args.device, engine=eng, train=train)
+    out = run_job(req)
+    import os
+
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(out)
+    return 0
