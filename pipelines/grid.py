@@ -190,7 +190,8 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
                     labels = {"variant": vname} if vname is not None else {}
                     needs: list[str] = []
                     if bb is not None:
-                        ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, resources)
+                        ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, resources,
+                                           params.get("data_root"))
                         extracts.setdefault(ex.id, ex)
                         params["backbone"] = cache_key(*bb)
                         labels.update(backbone=bb[0], pretrained=bb[1])
@@ -260,10 +261,12 @@ def feature_cache(data: str, backbone: str, weights: str) -> Path:
     return FEATURES_DIR / data / f"{cache_key(backbone, weights)}.safetensors"
 
 
-def _extract_cell(data: str, backbone: str, weights: str, opts: dict, resources: dict) -> Cell:
+def _extract_cell(data: str, backbone: str, weights: str, opts: dict, resources: dict,
+                  data_root: str | None) -> Cell:
     params = {"data": data, "backbone": backbone, "scratch": weights == "scratch", **opts}
-    return Cell(f"x-{stable_hash(params)}", "extract", params, {"backbone": backbone, "pretrained": weights},
-                **resources)
+    # data_root locates the images; like RunConfig's, it is not part of the identity.
+    return Cell(f"x-{stable_hash(params)}", "extract", {**params, "data_root": data_root},
+                {"backbone": backbone, "pretrained": weights}, **resources)
 
 
 # ---------------------------------------------------------------- missing inputs

@@ -257,9 +257,11 @@ def plan_rows(plan: Plan, records: list[dict]) -> tuple[list[dict], list[dict], 
     recs, missing, order = [], [], []
     for cell in plan.gzsl_cells:
         row = cell.table_row()
-        order.append(row)
         if cell.id in latest:
-            recs.append({**latest[cell.id], **cell.labels})
-        elif cell.missing:
+            # The record knows better (e.g. the dataset of a --features file).
+            row = {**latest[cell.id], **cell.labels}
+            recs.append(row)
+        order.append(row)
+        if cell.id not in latest and cell.missing:
             missing.append({**row, "missing": cell.missing[0].split(" ")[0]})
     return recs, missing, order

@@ -1,0 +1,185 @@
+"""The grid runner on demo.yaml end to end (tiny budgets): records, tables, resume, failures;
+plus grid expansion, overrides, config errors and the dry run."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from evaluate.records import read_records
+from evaluate.tables import BEST, SECOND
+from extract.common import ZsgmError
+from pipelines.cli import main
+from pipelines.grid import load_experiment, parse_sets
+from pipelines.runner import LocalExecutor, run_plan
+
+# Budgets small enough for a 2-core CI box; the grid's shape is demo.yaml's own.
+TINY = {"epochs": 1, "hp": {"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 1}, "clf_hp": {"epochs": 2}}
+TINY_ARGS = ["--set", "epochs=1", "--set", "hp.hidden=64", "--set", "hp.n_synth=20",
+             "--set", "hp.cls_pretrain_epochs=1", "--set", "clf_hp.epochs=2"]
+
+
+@pytest.fixture
+def results(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setenv("ZSGM_RESULTS", str(tmp_path / "results"))
+    return tmp_path / "results"
+
+
+def flaky_cell(cfg, *, store=None, runs_dir=None, progress=True):
+    """A cell function that breaks for WGAN (as a bug in one family would) and runs the rest."""
+    if cfg.model == "wgan":
+        raise RuntimeError("critic exploded")
+    from pipelines.gzsl import run_gzsl
+
+    return run_gzsl(cfg, store=store, runs_dir=runs_dir, progress=progress)
+
+
+def _md_table(text: str) -> tuple[list[str], dict[str, list[str]]]:
+    rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| ")]
+    return rows[0], {" / ".join(r[:2]): r[2:] for r in rows[1:]}
+
+
+# ---------------------------------------------------------------- end to end
+def test_demo_grid_end_to_end_then_resume(results: Path, capsys) -> None:
+    rc = main(["tables", "--exp", "demo", "--seeds", "2", "--no-plots", *TINY_ARGS])
+    assert rc == 0
+    records = read_records(results / "runs.jsonl")
+    plan = load_experiment("demo", seeds=2, sets=TINY)
+    assert len(plan.gzsl_cells) == 12 and {r["id"] for r in records} == {c.id for c in plan.gzsl_cells}
+    assert all(r["status"] == "ok" and 0 <= r["H"] <= 100 and r["dataset"] == "demo" for r in records)
+    assert {(r["model"], r["classifier"]) for r in records} == {(m, c) for m in ("ridge", "cramer", "wgan")
+                                                                  for c in ("softmax", "prototype")}
+    for r in records:  # each run keeps its history and test scores (the plots read them)
+        assert (results.parent / "runs" / r["id"] / "history.json").is_file()
+
+    md = (results / "tables" / "demo.md").read_text()
+    assert md in capsys.readouterr().out
+    head, rows = _md_table(md)
+    assert head == ["Model", "Classifier", "U", "S", "H", "ZSL"]
+    assert list(rows) == ["ridge (closed form) / softmax", "ridge (closed form) / prototype",
+                          "CramérGAN / softmax", "CramérGAN / prototype", "WGAN-GP / softmax", "WGAN-GP / prototype"]
+    cells = [c for r in rows.values() for c in r]
+    assert all("(n=2)" in c and " ± " in c for c in cells)
+    h_col = [r[2] for r in rows.values()]
+    h_means = [float(c.split(" ")[0]) for c in h_col]
+    assert BEST in h_col[h_means.index(max(h_means))]
+    assert sum(BEST in c for c in h_col) >= 1 and sum(SECOND in c for c in h_col) <= len(h_col) - 1
+    assert "Selection: validation" in md and "Dataset demo" in md
+    assert (results / "tables" / "demo.csv").is_file() and (results / "tables" / "demo.tex").is_file()
+
+    # Re-running skips every finished cell and appends nothing.
+    before = (results / "runs.jsonl").read_text()
+    summary = run_plan(plan, LocalExecutor(1), store=results / "runs.jsonl")
+    assert (summary.ran, summary.skipped) == (0, 12)
+    assert (results / "runs.jsonl").read_text() == before
+
+    # zsgm results lists the stored rows, filtered.
+    capsys.readouterr()
+    assert main(["results", "--filter", "model=cramer", "--filter", "seed=1", "--format", "json"]) == 0
+    listed = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(listed) == 2 and {r["classifier"] for r in listed} == {"softmax", "prototype"}
+
+
+def test_failing_cell_is_recorded_and_the_rest_finish(results: Path) -> None:
+    store = results / "runs.jsonl"
+    plan = load_experiment("demo", seeds=1, sets={**TINY, "classifier": "prototype"})
+    # Two spawn workers: the failing cell must not take the pool down.
+    summary = run_plan(plan, LocalExecutor(2), store=store, fn_spec="test_runner:flaky_cell")
+    assert (summary.ran, summary.failed) == (3, 1)
+    by_model = {r["model"]: r for r in read_records(store)}
+    assert by_model["wgan"]["status"] == "failed" and "critic exploded" in by_model["wgan"]["error"]
+    assert by_model["wgan"]["H"] is None
+    assert by_model["cramer"]["status"] == "ok" and by_model["ridge"]["status"] == "ok"
+
+    # A resume retries only the failed cell; fixed now, it succeeds and the table shows it.
+    summary = run_plan(plan, LocalExecutor(1), store=store)
+    assert (summary.ran, summary.skipped, summary.failed) == (1, 2, 0)
+    from pipelines.verbs.tables import write_tables
+
+    head, rows = _md_table(write_tables(plan, read_records(store), results / "tables")[0])
+    assert all("(n=1)" in c and "failed" not in c for r in rows.values() for c in r)
+
+
+def test_failed_cells_render_as_failed(results: Path) -> None:
+    store = results / "runs.jsonl"
+    plan = load_experiment("demo", seeds=1, sets={**TINY, "model": "wgan", "classifier": "softmax"})
+    run_plan(plan, LocalExecutor(1), store=store, fn_spec="test_runner:flaky_cell")
+    from pipelines.verbs.tables import write_tables
+
+    _, rows = _md_table(write_tables(plan, read_records(store), results / "tables")[0])
+    assert rows == {"WGAN-GP / softmax": ["failed (×1)"] * 4}
+
+
+# ---------------------------------------------------------------- expansion and errors
+def test_grid_expansion_overrides_and_ids() -> None:
+    plan = load_experiment("demo")
+    assert len(plan.gzsl_cells) == 12 and len({c.id for c in plan.cells}) == 12
+    assert all(c.id.endswith(f"-s{c.params['seed']}") for c in plan.cells)
+    three = load_experiment("demo", seeds=3, sets=parse_sets(["model=cramer", "epochs=2", "hp.n_synth=7"]))
+    assert len(three.cells) == 6 and {c.params["seed"] for c in three.cells} == {0, 1, 2}
+    assert all(c.params["epochs"] == 2 and c.params["hp"] == {"n_synth": 7} for c in three.cells)
+    # The id is the resolved config's hash: changing a budget changes it, nothing else does.
+    again = load_experiment("demo", seeds=3, sets=parse_sets(["model=cramer", "epochs=2", "hp.n_synth=7"]))
+    assert [c.id for c in again.cells] == [c.id for c in three.cells]
+    assert not {c.id for c in three.cells} & {c.id for c in load_experiment("demo", seeds=3).cells}
+
+
+def test_tricks_ablation_and_backbone_plans() -> None:
+    tricks = load_experiment("tricks", seeds=1)
+    variants = {c.labels["variant"]: c.params for c in tricks.cells if c.params["data"] == "cub"}
+    assert variants["all three tricks"]["model"] == "cramer"
+    assert variants["− Cramér critic (WGAN-GP)"]["model"] == "wgan"
+    assert variants["− attribute noise"]["noise"] is False
+    assert variants["− prototype classifier (softmax)"]["classifier"] == "softmax"
+    bb = load_experiment("backbones", seeds=1)
+    assert len(bb.extract_cells) == 11 * 2 * 6 and len(bb.gzsl_cells) == 11 * 2 * 6
+    first_gzsl = next(i for i, c in enumerate(bb.cells) if c.kind == "gzsl")
+    assert all(c.kind == "extract" for c in bb.cells[:first_gzsl])     # extraction cells come first
+    ids = {c.id for c in bb.extract_cells}
+    cell = next(c for c in bb.gzsl_cells if c.labels == {"backbone": "vit_base_patch16_224", "pretrained": "scratch"}
+                and c.params["data"] == "flo")
+    assert cell.needs and set(cell.needs) <= ids and cell.params["backbone"] == "vit_base_patch16_224_scratch"
+
+
+def test_dry_run_lists_missing_inputs(results: Path, capsys, monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("ZSGM_WEIGHTS", str(tmp_path / "no-weights"))
+    assert main(["tables", "--exp", "backbones", "--seeds", "1", "--dry-run",
+                 "--set", "data_root=" + str(tmp_path / "nowhere")]) == 0
+    out = capsys.readouterr().out
+    assert "264 GZSL cell(s), 264 extraction cell(s)" not in out  # seeds=1: 132 of each
+    assert "132 GZSL cell(s), 132 extraction cell(s)" in out
+    line = next(x for x in out.splitlines() if "extract convnext_tiny on awa2" in x)
+    assert "n/a (missing images" in line and "no-weights/convnext_tiny.safetensors" in line
+    scratch = next(x for x in out.splitlines() if "extract convnext_tiny (scratch) on awa2" in x)
+    assert "images" in scratch and "weights" not in scratch.split("n/a")[1]
+    assert not (results / "runs.jsonl").exists()
+
+    # A table of a grid without inputs shows why instead of failing.
+    assert main(["tables", "--exp", "models", "--seeds", "1", "--no-plots",
+                 "--set", "data_root=" + str(tmp_path / "nowhere")]) == 0
+    md = (results / "tables" / "models.md").read_text()
+    assert "n/a (missing features)" in md and "failed" not in md
+
+
+@pytest.mark.parametrize("text, match", [
+    ("grid: {model: [cramer]}\nseeds: 1\nepoch: 3\n", "unknown key"),
+    ("base: {epocs: 3}\ngrid: {model: [cramer]}\n", "unknown key"),
+    ("grid: {model: [cramerr]}\n", "Did you mean 'cramer'"),
+    ("grid: {model: [cramer]}\nseeds: 0\n", "seeds must be >= 1"),
+    ("grid: {model: [cramer]}\ntables: [{name: t, colums: [dataset]}]\n", "unknown key"),
+    ("grid: {seed: [1, 2]}\n", "cannot be a grid axis"),
+])
+def test_bad_experiment_configs_are_rejected(tmp_path, text: str, match: str) -> None:
+    path = tmp_path / "bad.yaml"
+    path.write_text("base: {data: demo}\n" + text if not text.startswith("base") else text)
+    with pytest.raises(ZsgmError, match=match):
+        load_experiment(str(path))
+
+
+def test_unknown_experiment_and_bad_set() -> None:
+    with pytest.raises(ZsgmError, match="Did you mean 'demo'"):
+        load_experiment("dem")
+    with pytest.raises(ZsgmError, match="KEY=VALUE"):
+        parse_sets(["epochs"])
+    assert main(["tables", "--exp", "dem"]) == 2
