@@ -38,6 +38,7 @@ class ExtractRequest:
     img_size: int | None = None
     dtype: str = "float16"
     force: bool = False
+    classes: list[str] | None = None  # a subset of the classes present
     device: str = "auto"
     keep_work: bool = False
     engine: extractor.EngineConfig = field(default_factory=extractor.EngineConfig)
@@ -93,7 +94,7 @@ def run(req: ExtractRequest) -> Path:
     device = pick_device(req.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    raw = open_root(req.data, req.data_root)
+    raw = open_root(req.data, req.data_root, req.classes)
     arch, _ = backbones.split_name(req.backbone)
     backbones.check_name(arch)
     resolved = None if req.scratch or req.random_init else wts.resolve(req.backbone, req.weights)

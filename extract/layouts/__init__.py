@@ -22,7 +22,19 @@ LAYOUTS: dict[str, Callable] = {"CUB": cub.scan, "FLO": flo.scan, "AWA1": awa.sc
                                 "SUN": sun.scan, "APY": apy.scan}
 
 
-def open_root(name: str, root: str | Path | None = None) -> RawDataset:
+def select_classes(names: list[str], wanted: list[str], source: str) -> set[int]:
+    """xlsa17 class indices for ``wanted``: a full class name, or its number prefix (``004`` of
+    ``004.Groove_billed_Ani``)."""
+    out = set()
+    for w in wanted:
+        hits = [i for i, n in enumerate(names) if n == w or n.split(".", 1)[0] == w]
+        if not hits:
+            raise ZsgmError(f"--classes: '{w}' matches no class of {source} (e.g. {', '.join(names[:3])})")
+        out.update(hits)
+    return out
+
+
+def open_root(name: str, root: str | Path | None = None, classes: list[str] | None = None) -> RawDataset:
     spec = get_spec(name)
     folder = spec.folder_path(root)
     if not folder.is_dir():
@@ -39,6 +51,11 @@ def open_root(name: str, root: str | Path | None = None) -> RawDataset:
     check_alignment(known, split, str(folder), seen if seen is not None else listed)
     records = keep_present(known, str(folder))
     names = split.class_names or flo.class_names(folder, split.n_classes)
+    if classes:  # a subset of the classes present, e.g. for a quick check
+        keep = select_classes(names, classes, str(folder))
+        records = [r for r in records if r.cls in keep]
+        if not records:
+            raise ZsgmError(f"--classes {','.join(classes)}: none of these classes has images under {folder}")
     ds = RawDataset(spec, folder, spec.folder.lower(), split, records, names,
                     val_classes_for(split, known), notes)
     log.info("%s", ds.describe())

@@ -11,6 +11,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="dataset: apy awa1 awa2 cub cub_sent flo sun")
     p.add_argument("--data-root", help="folder holding the dataset folders (CUB/, FLO/ ...); "
                                        "default $ZSGM_DATA, then <project>/data")
+    p.add_argument("--classes", help="comma-separated class names or number prefixes (e.g. 001,004): "
+                                     "extract only these classes of the root")
     p.add_argument("--weights", help="checkpoint file (.safetensors/.pth/.bin); default: weights/<backbone>.*, "
                                      "packaged weights, timm's hub cache")
     p.add_argument("--scratch", action="store_true", help="train the backbone on the seen classes' trainval "
@@ -44,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
     from extract.job import ExtractRequest, run as run_job
     from extract.scratch import ScratchConfig
 
+    import os
+
+    kill = os.environ.get("ZSGM_TEST_KILL_AFTER_SHARDS")  # test hook: a real SIGKILL mid-run
     eng = EngineConfig(batch_size=args.batch_size, workers=args.workers, shard_size=args.shard_size,
-                       on_bad_image=args.on_bad_image, progress=not args.no_progress)
+                       on_bad_image=args.on_bad_image, progress=not args.no_progress,
+                       kill_after_shards=int(kill) if kill else None)
     if args.fast_decode:
         eng.draft = -1  # resolved to the transform's resize size by the job
     train = ScratchConfig(epochs=args.epochs, batch_size=args.train_batch_size, lr=args.lr,
@@ -53,10 +59,9 @@ def run(args: argparse.Namespace) -> int:
                           img_size=args.img_size, workers=args.workers)
     req = ExtractRequest(data=args.data, backbone=args.backbone, data_root=args.data_root, weights=args.weights,
                          scratch=args.scratch, random_init=args.random_init, out=args.out, img_size=args.img_size,
-                         dtype=args.dtype, force=args.force, device=args.device, engine=eng, train=train)
+                         dtype=args.dtype, force=args.force,
+                         classes=args.classes.split(",") if args.classes else None, device=args.device, engine=eng, train=train)
     out = run_job(req)
-    import os
-
     if int(os.environ.get("RANK", "0")) == 0:
         print(out)
     return 0
