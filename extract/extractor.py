@@ -134,7 +134,7 @@ def _compute(records, model, transform, work: Path, ranges, pending, cfg: Engine
     buf: list[torch.Tensor] = []
     oks: list[torch.Tensor] = []
     errors: dict[int, str] = {}
-    written = 0
+    written = done = 0
     with torch.inference_mode():
         for x, idx, ok, err in loader:
             bad = [(int(i), e) for i, o, e in zip(idx, ok, err) if not o]
@@ -151,6 +151,7 @@ def _compute(records, model, transform, work: Path, ranges, pending, cfg: Engine
             buf.append(f.float().cpu())
             oks.append(ok.bool())
             bar.update(len(idx))
+            done += len(idx)
             lo, hi = ranges[current]
             if int(idx[-1]) == hi - 1:  # the shard is complete: persist it
                 _write_shard(work, current, torch.cat(buf), torch.cat(oks),
@@ -159,7 +160,7 @@ def _compute(records, model, transform, work: Path, ranges, pending, cfg: Engine
                 current = next(shard_iter, None)
                 _test_hooks(cfg, written)
     bar.close()
-    return bar.n
+    return done
 
 
 def _test_hooks(cfg: EngineConfig, written: int) -> None:

@@ -49,11 +49,11 @@ def scan(spec: DatasetSpec, folder: Path, split: SplitFile) -> tuple[list[Record
         if img_id not in labels:
             raise ZsgmError(f"{listing}: image id {img_id} has no row in {labels_file}")
         cls_name = names[labels[img_id]]
-        if Path(rel).parts[0] != cls_name:  # the two metadata files must agree before we trust either
+        if rel.split("/", 1)[0] != cls_name:  # the two metadata files must agree before we trust either
             raise ZsgmError(f"{listing}: image id {img_id} is {rel} but {labels_file} says class {cls_name}; "
                             f"the metadata files are from different releases")
         records.append(Record(img_id - 1, image_dir / rel, col[cls_name]))
-    listed = {Path(r.path).parent.name for r in records}
+    listed = {names[labels[int(row[0])]] for row in read_lines(listing)}
     stray = sorted(d.name for d in image_dir.iterdir() if d.is_dir() and d.name not in listed)
     if stray:
         raise ZsgmError(f"{image_dir}: class folder(s) {stray[:3]} are not in the image list {listing}; "
