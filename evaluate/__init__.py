@@ -1,0 +1,1 @@
+"""Final classifiers, GZSL metrics, model selection, result records, tables and plots."""

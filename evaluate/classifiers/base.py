@@ -1,0 +1,29 @@
+"""Shared minibatch training on device tensors for the trained classifiers."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def train_minibatch(model: nn.Module, logits_fn, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int,
+                    optimizer: torch.optim.Optimizer, scheduler=None) -> list[float]:
+    """Cross-entropy training over shuffled batches indexed from device tensors."""
+    n = x.shape[0]
+    losses = []
+    model.train()
+    for _ in range(epochs):
+        perm = torch.randperm(n, device=x.device)
+        total = 0.0
+        for i in range(0, n, batch_size):
+            idx = perm[i:i + batch_size]
+            loss = F.cross_entropy(logits_fn(x[idx]), y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(idx)
+        losses.append(total / max(n, 1))
+        if scheduler is not None:
+            scheduler.step()
+    model.eval()
+    return losses

@@ -1,0 +1,29 @@
+"""k-nearest-neighbour final classifier in cosine similarity; scores are the vote shares."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from evaluate.classifiers import register
+
+
+@register("knn", "k nearest neighbours (cosine) over real seen + synthetic unseen features")
+class KNNClassifier:
+    def __init__(self, k: int = 20, chunk: int = 2048, device=None):
+        self.k, self.chunk = k, chunk
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes=None, seen_mask=None):
+        self.bank, self.labels, self.n_classes = F.normalize(x, dim=1), y, n_classes
+        return self
+
+    @torch.no_grad()
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        k = min(self.k, self.bank.shape[0])
+        out = []
+        for i in range(0, x.shape[0], self.chunk):
+            sim = F.normalize(x[i:i + self.chunk], dim=1) @ self.bank.T
+            top = sim.topk(k, dim=1).indices
+            votes = torch.zeros(top.shape[0], self.n_classes, device=x.device)
+            votes.scatter_add_(1, self.labels[top], torch.ones_like(top, dtype=votes.dtype))
+            out.append(votes / k)
+        return torch.cat(out) if out else torch.empty(0, self.n_classes, device=x.device)

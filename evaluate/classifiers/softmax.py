@@ -1,0 +1,24 @@
+"""The f-CLSWGAN final classifier: a linear softmax layer over all classes."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from evaluate.classifiers import register
+from evaluate.classifiers.base import train_minibatch
+
+
+@register("softmax", "linear softmax over all classes on real seen + synthetic unseen features (f-CLSWGAN)")
+class SoftmaxClassifier:
+    def __init__(self, epochs: int = 25, lr: float = 1e-3, batch_size: int = 256, device=None):
+        self.epochs, self.lr, self.batch_size, self.device = epochs, lr, batch_size, device
+
+    def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes=None, seen_mask=None):
+        self.net = nn.Linear(x.shape[1], n_classes).to(x.device)
+        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.5, 0.999))
+        self.losses = train_minibatch(self.net, self.net, x, y, self.epochs, self.batch_size, opt)
+        return self
+
+    @torch.no_grad()
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(x), dim=1)

@@ -1,0 +1,253 @@
+"""The one training engine every generative family runs in.
+
+It owns batching (random batches indexed from device tensors — no DataLoader over
+Python tuples), critic iterations, gradient penalties, the f-CLSWGAN classification
+regulariser, attribute noise, checkpoints with every RNG state, divergence checks,
+timing and the progress bar. Model selection is not its business: ``fit`` takes an
+epoch callback, which ``pipelines`` wires to evaluate's validation scorer.
+"""
+from __future__ import annotations
+
+import copy
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from extract.common import ZsgmError, atomic_torch_save, log, rng_state, set_rng_state
+from generate.registry import get
+from generate.seen_classifier import train_seen_classifier
+
+
+class DivergenceError(ZsgmError):
+    """A loss became NaN or inf."""
+
+
+@dataclass
+class TrainData:
+    features: torch.Tensor    # [n, D] float32, on the engine's device
+    labels: torch.Tensor      # [n] class index (row of ``attributes``)
+    attributes: torch.Tensor  # [C, A] class semantics, on the device
+
+    def to(self, device: torch.device) -> "TrainData":
+        return TrainData(self.features.to(device), self.labels.to(device), self.attributes.to(device))
+
+
+EpochCallback = Callable[["Engine", int, dict], "dict | None"]
+
+
+def gradient_penalty(score: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor, fake: torch.Tensor,
+                     kind: str) -> torch.Tensor:
+    """(‖∇ₓ score(x̂)‖₂ − 1)², averaged over the batch.
+
+    ``gp``: x̂ between real and fake (Gulrajani et al. 2017). ``dragan``: x̂ between real
+    and a perturbation of real, x + 0.5·std(x)·U[0,1) (Kodali et al. 2017).
+    """
+    alpha = torch.rand(real.shape[0], 1, device=real.device)
+    if kind == "gp":
+        other = fake
+    elif kind == "dragan":
+        other = real + 0.5 * real.std() * torch.rand_like(real)
+    else:
+        raise ValueError(f"unknown penalty '{kind}'")
+    x = (alpha * real + (1 - alpha) * other).detach().requires_grad_(True)
+    out = score(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return ((grad.norm(2, dim=1) - 1) ** 2).mean()
+
+
+class Engine:
+    def __init__(self, model: str, feature_dim: int, att_dim: int, hp: dict, device: torch.device | str = "cpu"):
+        self.model, self.hp, self.device = model, dict(hp), torch.device(device)
+        self.family = get(model).cls(feature_dim, att_dim, self.hp).to(self.device)
+        betas = (float(hp.get("beta1", 0.5)), float(hp.get("beta2", 0.999)))
+        lr = float(hp["lr"])
+        self.opt_g = torch.optim.Adam(self.family.generator_parameters(), lr=lr, betas=betas) \
+            if not self.family.closed_form else None
+        self.opt_c = torch.optim.Adam(self.family.critic_parameters(), lr=float(hp.get("lr_critic", lr)),
+                                      betas=betas) if self.family.adversarial else None
+        self.seen_clf: torch.nn.Module | None = None
+        self.class_map: torch.Tensor | None = None
+        self.epoch = 0
+        self.history: list[dict] = []
+        self.seconds = 0.0
+
+    # ------------------------------------------------------------ helpers
+    def _noisy(self, att: torch.Tensor, std: float) -> torch.Tensor:
+        return att + std * torch.randn_like(att) if std > 0 else att
+
+    def _batch(self, data: TrainData, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        idx = torch.randint(0, data.features.shape[0], (size,), device=self.device)
+        y = data.labels[idx]
+        return data.features[idx], data.attributes[y], y
+
+    def _prepare_regulariser(self, data: TrainData) -> None:
+        """f-CLSWGAN: a softmax classifier pre-trained on the real training classes, frozen,
+        whose cross-entropy on generated features is added to the generator loss."""
+        if float(self.hp.get("cls_weight", 0)) <= 0 or self.seen_clf is not None:
+            return
+        classes = torch.unique(data.labels)
+        self.class_map = torch.full((data.attributes.shape[0],), -1, dtype=torch.long, device=self.device)
+        self.class_map[classes] = torch.arange(len(classes), device=self.device)
+        self.seen_clf = train_seen_classifier(data.features, self.class_map[data.labels], len(classes),
+                                              epochs=int(self.hp.get("cls_pretrain_epochs", 20)))
+
+    # ------------------------------------------------------------ one epoch
+    def train_epoch(self, data: TrainData) -> dict:
+        fam, hp = self.family, self.hp
+        bs = int(hp["batch_size"])
+        n_iters = max(1, data.features.shape[0] // bs)
+        noise = float(hp.get("noise_train", 0.0)) if hp.get("noise", True) else 0.0
+        critic_iters = int(hp.get("critic_iters", 5)) if fam.adversarial else 0
+        sums: dict[str, float] = {}
+        fam.train()
+        for _ in range(n_iters):
+            for _ in range(critic_iters):
+                real, att, _y = self._batch(data, bs)
+                att = self._noisy(att, noise)
+                with torch.no_grad():
+                    fake = fam.sample(att)
+                loss, logs = fam.critic_loss(real, fake, att)
+                if fam.penalty:
+                    gp = gradient_penalty(fam.penalty_score(fake, att), real, fake, fam.penalty)
+                    loss = loss + float(hp.get("gp_weight", 10.0)) * gp
+                    logs["penalty"] = float(gp)
+                self.opt_c.zero_grad(set_to_none=True)
+                loss.backward()
+                self.opt_c.step()
+                fam.after_critic_step(logs)
+                self._accumulate(sums, "critic", loss, logs, critic_iters * n_iters)
+            real, att, y = self._batch(data, bs)
+            att = self._noisy(att, noise)
+            fake = fam.sample(att)
+            loss, logs = fam.generator_loss(real, fake, att)
+            if self.seen_clf is not None:
+                cls = F.cross_entropy(self.seen_clf(fake), self.class_map[y])
+                loss = loss + float(hp["cls_weight"]) * cls
+                logs["cls"] = float(cls)
+            self.opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt_g.step()
+            self._accumulate(sums, "generator", loss, logs, n_iters)
+        return sums
+
+    def _accumulate(self, sums: dict, role: str, loss: torch.Tensor, logs: dict, count: int) -> None:
+        value = float(loss)
+        if not math.isfinite(value):
+            raise DivergenceError(
+                f"{self.model}: the {role} loss became {value} in epoch {self.epoch + 1}; "
+                f"lower the learning rate (hp.lr) or the penalty weight and re-run; the last good "
+                f"checkpoint (if any) is kept in the run folder")
+        sums[f"loss_{role}"] = sums.get(f"loss_{role}", 0.0) + value / count
+        for k, v in logs.items():
+            key = f"{role}_{k}"
+            sums[key] = sums.get(key, 0.0) + float(v) / count
+
+    # ------------------------------------------------------------ the loop
+    def fit(self, data: TrainData, epochs: int, on_epoch: EpochCallback | None = None,
+            checkpoint: str | Path | None = None, progress: bool = True, desc: str = "") -> "Engine":
+        data = data.to(self.device)
+        if self.family.closed_form:
+            if self.epoch == 0:
+                self.family.fit_closed_form(data.features, data.attributes[data.labels])
+                self.epoch = 1
+                self.history.append({"epoch": 1})
+                if on_epoch:
+                    on_epoch(self, 1, {})
+            return self
+        self._prepare_regulariser(data)
+        bar = tqdm(range(self.epoch, epochs), total=epochs, initial=self.epoch, disable=not progress,
+                   desc=desc or self.model, unit="ep", leave=False)
+        for _ in bar:
+            t0 = time.perf_counter()
+            logs = self.train_epoch(data)
+            self.epoch += 1
+            self.seconds += time.perf_counter() - t0
+            logs = {"epoch": self.epoch, **logs, "seconds": round(self.seconds, 3)}
+            extra = on_epoch(self, self.epoch, logs) if on_epoch else None
+            stop = bool(extra and extra.pop("stop", False))
+            logs.update(extra or {})
+            self.history.append(logs)
+            bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()
+                             if k.startswith("loss_") or k in ("val_H", "H")})
+            if checkpoint:
+                self.save(checkpoint)
+            if stop:
+                log.info("%s: early stop after epoch %d", self.model, self.epoch)
+                break
+        return self
+
+    # ------------------------------------------------------------ synthesis
+    @torch.no_grad()
+    def synthesize(self, att: torch.Tensor, n_per_class: int, noise_std: float = 0.0,
+                   noise_fraction: float = 1.0, gen: torch.Generator | None = None,
+                   chunk: int = 32768) -> torch.Tensor:
+        """``n_per_class`` features for each row of ``att`` [K, A], class-major, in one batched
+        generator call per ``chunk`` rows. Attribute noise of ``noise_std`` is added to the
+        first ``noise_fraction`` of every class's samples."""
+        fam = self.family
+        fam.eval()
+        att = att.to(self.device).float()
+        rows = att.repeat_interleave(n_per_class, dim=0)
+        if noise_std > 0 and noise_fraction > 0:
+            k = int(round(n_per_class * noise_fraction))
+            mask = (torch.arange(n_per_class, device=self.device) < k).repeat(att.shape[0]).unsqueeze(1)
+            eps = torch.randn(rows.shape, device=self.device, generator=gen)
+            rows = rows + noise_std * eps * mask
+        out = torch.cat([fam.sample(rows[i:i + chunk], gen) for i in range(0, rows.shape[0], chunk)]) \
+            if rows.shape[0] else torch.empty(0, fam.feature_dim, device=self.device)
+        fam.train()
+        return out
+
+    # ------------------------------------------------------------ state
+    def state_dict(self) -> dict:
+        return {
+            "model": self.model, "hp": self.hp, "epoch": self.epoch, "seconds": self.seconds,
+            "history": self.history, "family": self.family.state_dict(),
+            "opt_g": self.opt_g.state_dict() if self.opt_g else None,
+            "opt_c": self.opt_c.state_dict() if self.opt_c else None,
+            "seen_clf": self.seen_clf.state_dict() if self.seen_clf is not None else None,
+            "class_map": self.class_map, "rng": rng_state(),
+        }
+
+    def generator_snapshot(self) -> dict:
+        """A copy of the generator's weights (what model selection keeps of a good epoch)."""
+        return copy.deepcopy(self.family.state_dict())
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["model"] != self.model:
+            raise ZsgmError(f"checkpoint is of model '{state['model']}', not '{self.model}'")
+        self.family.load_state_dict(state["family"])
+        if self.opt_g and state["opt_g"]:
+            self.opt_g.load_state_dict(state["opt_g"])
+        if self.opt_c and state["opt_c"]:
+            self.opt_c.load_state_dict(state["opt_c"])
+        if state.get("seen_clf") is not None:
+            n_cls = state["seen_clf"]["weight"].shape[0]
+            self.seen_clf = torch.nn.Linear(self.family.feature_dim, n_cls).to(self.device)
+            self.seen_clf.load_state_dict(state["seen_clf"])
+            self.seen_clf.requires_grad_(False)
+            self.class_map = state["class_map"].to(self.device)
+        self.epoch, self.seconds, self.history = state["epoch"], state["seconds"], list(state["history"])
+        set_rng_state(state["rng"])
+
+    def save(self, path: str | Path) -> None:
+        atomic_torch_save(self.state_dict(), path)
+
+    def resume(self, path: str | Path) -> bool:
+        """Load ``path`` if it exists; True when a run continues from it."""
+        path = Path(path)
+        if not path.is_file():
+            return False
+        try:
+            state = torch.load(path, map_location=self.device, weights_only=False)
+        except Exception as exc:
+            raise ZsgmError(f"checkpoint {path} is unreadable ({exc}); delete it to start over") from exc
+        self.load_state_dict(state)
+        log.info("resumed %s from %s at epoch %d", self.model, path, self.epoch)
+        return True

@@ -1,0 +1,1 @@
+"""One module per generative family: its networks and losses, registered by name."""

@@ -1,0 +1,62 @@
+"""Baselines in the box, registered like the generative families so that every table can
+show what generation adds.
+
+* ``ridge``: closed form. A ridge regression from class attributes to class-mean features
+  (fitted on the training classes); "synthesis" returns the predicted mean of a class,
+  plus Gaussian noise of the training residual's spread. With the prototype or kNN
+  classifier this is the classic cosine nearest-class-mean sanity line.
+* ``none``: no generator at all — the final classifier sees real seen features only
+  (with the prototype classifier this is class-normalised ZSL alone).
+"""
+from __future__ import annotations
+
+import torch
+
+from generate.family import Family
+from generate.registry import register
+
+
+class ClosedForm(Family):
+    adversarial = False
+    closed_form = True
+
+    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
+        super().__init__(feature_dim, att_dim, {**hp, "hidden": 1})
+        self.register_buffer("weight", torch.zeros(att_dim + 1, feature_dim))
+        self.register_buffer("spread", torch.zeros(feature_dim))
+
+    def generator_parameters(self):
+        return []
+
+
+@register("ridge", "baseline: closed-form ridge map attributes -> class-mean features")
+class Ridge(ClosedForm):
+    synthesizes = True
+
+    def fit_closed_form(self, features: torch.Tensor, att: torch.Tensor) -> None:
+        # One row per class: its attributes and its mean feature.
+        uniq, inv = torch.unique(att, dim=0, return_inverse=True)
+        means = torch.zeros(len(uniq), features.shape[1], device=features.device).index_add_(0, inv, features)
+        means /= torch.bincount(inv, minlength=len(uniq)).unsqueeze(1).float()
+        a = torch.cat([uniq, torch.ones(len(uniq), 1, device=uniq.device)], 1)
+        lam = float(self.hp.get("ridge_lambda", 1.0))
+        eye = torch.eye(a.shape[1], device=a.device)
+        eye[-1, -1] = 0  # the bias is not shrunk
+        self.weight.copy_(torch.linalg.solve(a.T @ a + lam * eye, a.T @ means))
+        resid = features - self._mean(att)
+        self.spread.copy_(resid.std(0) * float(self.hp.get("ridge_spread", 1.0)))
+
+    def _mean(self, att: torch.Tensor) -> torch.Tensor:
+        return torch.cat([att, torch.ones(att.shape[0], 1, device=att.device)], 1) @ self.weight
+
+    def sample(self, att, gen=None):
+        eps = torch.randn(att.shape[0], self.feature_dim, device=att.device, generator=gen)
+        return (self._mean(att) + eps * self.spread).clamp_min(0)
+
+
+@register("none", "baseline: no generator; the classifier sees real seen features only")
+class NoGenerator(ClosedForm):
+    synthesizes = False
+
+    def fit_closed_form(self, features, att) -> None:
+        pass

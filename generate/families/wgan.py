@@ -1,0 +1,23 @@
+"""WGAN-GP with the f-CLSWGAN classification regulariser.
+
+Gulrajani et al., "Improved Training of Wasserstein GANs", NeurIPS 2017 (gradient penalty);
+Xian et al., "Feature Generating Networks for Zero-Shot Learning", CVPR 2018 (f-CLSWGAN:
+conditional WGAN-GP on CNN features plus the cross-entropy of a pre-trained seen-class
+classifier on generated features — applied by the engine through ``cls_weight``).
+"""
+from __future__ import annotations
+
+from generate.family import Family
+from generate.registry import register
+
+
+@register("wgan", "WGAN-GP + classification loss (f-CLSWGAN, Xian et al. 2018)")
+class WGAN(Family):
+    penalty = "gp"
+
+    def critic_loss(self, real, fake, att):
+        d_real, d_fake = self.critic(real, att).mean(), self.critic(fake, att).mean()
+        return d_fake - d_real, {"wasserstein": float(d_real - d_fake)}
+
+    def generator_loss(self, real, fake, att):
+        return -self.critic(fake, att).mean(), {}

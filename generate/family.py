@@ -1,0 +1,76 @@
+"""The base of every generative family: its networks and its losses, nothing else.
+
+The engine (``generate/engine.py``) owns the loop: batching, critic iterations,
+gradient penalties, the classification regulariser, attribute noise, checkpoints,
+seeding and timing. A family only says
+
+* which networks it has (``generator`` always; ``critic`` for adversarial families,
+  ``encoder`` for encoder–decoder ones) and which parameters each optimiser steps;
+* ``critic_loss`` (adversarial families) and ``generator_loss``;
+* optionally a ``penalty`` kind the engine applies to ``critic_score``.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch import nn
+
+from generate.nets import ConditionalCritic, ConditionalGenerator
+
+Logs = dict[str, float]
+
+
+class Family(nn.Module):
+    name = "?"
+    adversarial = True           # critic steps before each generator step
+    penalty: str | None = None   # 'gp' (WGAN-GP) or 'dragan', applied by the engine
+    closed_form = False          # fitted once, no epochs (baselines)
+    synthesizes = True           # False only for the no-generator baseline
+
+    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
+        super().__init__()
+        self.feature_dim, self.att_dim, self.hp = feature_dim, att_dim, hp
+        self.latent_dim = int(hp.get("latent_dim") or att_dim)
+        hidden = int(hp["hidden"])
+        self.generator = ConditionalGenerator(self.latent_dim, att_dim, feature_dim, hidden, hp.get("slope", 0.2))
+        if self.adversarial:
+            self.critic = self.build_critic(hidden)
+
+    # ------------------------------------------------------------ networks
+    def build_critic(self, hidden: int) -> nn.Module:
+        return ConditionalCritic(self.feature_dim, self.att_dim, hidden, slope=self.hp.get("slope", 0.2))
+
+    def generator_parameters(self) -> list[nn.Parameter]:
+        return list(self.generator.parameters())
+
+    def critic_parameters(self) -> list[nn.Parameter]:
+        return list(self.critic.parameters()) if self.adversarial else []
+
+    # ------------------------------------------------------------ sampling
+    def latent(self, n: int, device: torch.device, gen: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, device=device, generator=gen)
+
+    def sample(self, att: torch.Tensor, gen: torch.Generator | None = None) -> torch.Tensor:
+        return self.generator(self.latent(att.shape[0], att.device, gen), att)
+
+    # ------------------------------------------------------------ losses
+    def critic_score(self, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        """Per-sample critic value the gradient penalty is taken of."""
+        return self.critic(x, att)
+
+    def critic_loss(self, real: torch.Tensor, fake: torch.Tensor, att: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+        raise NotImplementedError
+
+    def generator_loss(self, real: torch.Tensor, fake: torch.Tensor, att: torch.Tensor) -> tuple[torch.Tensor, Logs]:
+        raise NotImplementedError
+
+    def penalty_score(self, fake: torch.Tensor, att: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor]:
+        """The function of x whose gradient the penalty constrains (the critic by default)."""
+        return lambda x: self.critic_score(x, att)
+
+    def after_critic_step(self, logs: Logs) -> None:
+        """State updates outside autograd (BEGAN's k_t, Fisher's λ)."""
+
+    def fit_closed_form(self, features: torch.Tensor, att: torch.Tensor) -> None:
+        raise NotImplementedError

@@ -1,0 +1,103 @@
+"""Run configuration: one dataclass that YAML, the CLI and the grid runner all fill.
+
+Model hyper-parameters come in layers: the shared defaults (``configs/models/_shared.yaml``),
+then the family's block (``configs/models/<model>.yaml``, its ``hp:`` section), then
+``hp`` overrides of the run. Unknown keys are rejected, never ignored.
+"""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from extract.common import ZsgmError, stable_hash
+
+CONFIG_DIR = Path(__file__).resolve().parent / "configs"
+SELECTIONS = ("validation", "oracle", "fixed")
+
+
+@dataclass
+class RunConfig:
+    """Everything that decides one GZSL run's numbers (and nothing that does not)."""
+    data: str = "demo"                 # dataset name (apy awa1 awa2 cub cub_sent flo sun) or 'demo'
+    features: str | None = None        # a FeatureSet file; wins over data/backbone
+    backbone: str | None = None        # with data: use the cache data/features/<data>/<backbone>.safetensors
+    model: str = "cramer"              # registered generative model (zsgm models)
+    classifier: str = "prototype"      # softmax | knn | prototype
+    seed: int = 0
+    epochs: int | None = None          # generator epochs; None = the model's default
+    selection: str = "validation"      # validation | oracle | fixed
+    noise: bool = True                 # the attribute-noise trick
+    calibrate: bool = True             # calibrated stacking (seen-score penalty chosen on validation)
+    normalise: str = "minmax"          # minmax | l2 | none, fitted on training features only
+    hp: dict[str, Any] = field(default_factory=dict)       # generative model overrides
+    clf_hp: dict[str, Any] = field(default_factory=dict)   # final classifier overrides
+    max_reseeds: int = 2               # bounded re-seeding on mode collapse
+    eval_every: int = 1                # validation every K epochs
+    data_root: str | None = None       # where datasets live (not part of the hash)
+    device: str = "auto"               # not part of the hash
+
+    # Fields that locate data or hardware but do not change what is computed.
+    NON_IDENTITY = ("data_root", "device")
+
+    @classmethod
+    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ZsgmError(f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(names))}")
+        cfg = cls(**d)
+        cfg.check(source)
+        return cfg
+
+    def check(self, source: str = "config") -> None:
+        if self.selection not in SELECTIONS:
+            raise ZsgmError(f"{source}: selection '{self.selection}' unknown; use one of {', '.join(SELECTIONS)}")
+        if self.epochs is not None and int(self.epochs) < 1:
+            raise ZsgmError(f"{source}: epochs must be >= 1, got {self.epochs}")
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def identity(self) -> dict:
+        d = self.to_dict()
+        for k in self.NON_IDENTITY:
+            d.pop(k, None)
+        return d
+
+    def config_hash(self) -> str:
+        return stable_hash(self.identity())
+
+    def run_id(self) -> str:
+        return f"{self.config_hash()}-s{self.seed}"
+
+    @property
+    def tricks(self) -> str:
+        """The seed study's three tricks in effect, e.g. 'cramer+noise+prototype'."""
+        parts = [t for t, on in (("cramer", self.model == "cramer"), ("noise", self.noise),
+                                 ("prototype", self.classifier == "prototype")) if on]
+        return "+".join(parts) or "none"
+
+
+def load_yaml(path: str | Path) -> dict:
+    path = Path(path)
+    if not path.is_file():
+        raise ZsgmError(f"config file {path} not found")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ZsgmError(f"{path}: invalid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ZsgmError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def model_defaults(model: str) -> dict:
+    """Shared hyper-parameters overlaid with the family's own YAML ``hp:`` block."""
+    shared = load_yaml(CONFIG_DIR / "models" / "_shared.yaml").get("hp", {})
+    own_path = CONFIG_DIR / "models" / f"{model}.yaml"
+    own = load_yaml(own_path).get("hp", {}) if own_path.is_file() else {}
+    return {**shared, **own}

@@ -1,0 +1,323 @@
+"""One GZSL run, end to end: FeatureSet → generator → synthetic unseen features → final
+classifier → U / S / H → a result record.
+
+Selection rules:
+* ``validation`` (default): train on ``fit`` images, score every ``eval_every`` epochs on
+  validation classes (pseudo-unseen) and held-out seen images; pick the epoch and the
+  calibration γ there; retrain that setting on all of trainval; evaluate once on test.
+* ``oracle``: the seed repository's rule — best epoch chosen on the test set. Labelled so.
+* ``fixed``: the configured budget, no search (for FeatureSets without validation classes).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import save_file
+
+from evaluate.classifiers import build as build_classifier
+from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate, per_class_accuracy
+from evaluate.records import append_record, results_dir
+from evaluate.selection import validation_split
+from extract.common import (PROJECT_ROOT, ZsgmError, atomic_path, atomic_write_json, pick_device,
+                            seed_everything, versions)
+from extract.featureset import FeatureSet, fit_normaliser
+from generate.engine import Engine, TrainData
+from generate.registry import get as get_model
+from pipelines.config import CONFIG_DIR, RunConfig, load_yaml, model_defaults
+
+log = logging.getLogger("zsgm.gzsl")
+DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+
+
+# ---------------------------------------------------------------- inputs
+def demo_path() -> Path:
+    files = sorted(DEMO_DIR.glob("*.safetensors"))
+    if not files:
+        raise ZsgmError(f"no bundled demo FeatureSet in {DEMO_DIR}; restore it from git "
+                        f"(git checkout -- data/demo) or pass --data/--features")
+    return files[0]
+
+
+def feature_cache_path(data: str, backbone: str, root: Path | None = None) -> Path:
+    return (root or PROJECT_ROOT / "data" / "features") / data / f"{backbone}.safetensors"
+
+
+def load_featureset(cfg: RunConfig) -> FeatureSet:
+    """Precedence: --features, then the cache for --backbone, then the xlsa17 res101.mat."""
+    if cfg.features:
+        fs = FeatureSet.load(cfg.features)
+        if cfg.data not in (None, "", "demo") and fs.dataset not in (cfg.data, "unknown"):
+            raise ZsgmError(f"{cfg.features} holds features of dataset '{fs.dataset}', not '{cfg.data}' "
+                            f"as asked; pass the right file or drop --data")
+        if cfg.backbone and fs.meta.get("backbone") not in (cfg.backbone, None):
+            raise ZsgmError(f"{cfg.features} was extracted with backbone '{fs.meta.get('backbone')}', "
+                            f"not '{cfg.backbone}' as asked")
+        return fs
+    if cfg.data in (None, "", "demo"):
+        return FeatureSet.load(demo_path())
+    if cfg.backbone:
+        path = feature_cache_path(cfg.data, cfg.backbone)
+        if not path.is_file():
+            raise ZsgmError(f"no cached features {path}; build them with "
+                            f"`make extract DATA={cfg.data} BACKBONE={cfg.backbone}`")
+        return FeatureSet.load(path)
+    from extract.xlsa17 import load_benchmark
+
+    return load_benchmark(cfg.data, cfg.data_root)
+
+
+def resolve_hp(cfg: RunConfig) -> dict:
+    hp = model_defaults(cfg.model)
+    ds_file = CONFIG_DIR / "datasets" / f"{cfg.data}.yaml"
+    if ds_file.is_file():
+        hp.update(load_yaml(ds_file).get("hp", {}))
+    unknown = sorted(set(cfg.hp) - set(hp) - {"ridge_lambda", "ridge_spread"})
+    if unknown and not set(unknown) <= set(model_defaults(cfg.model)):
+        raise ZsgmError(f"unknown hyper-parameter(s) {unknown} for model '{cfg.model}'; "
+                        f"known: {', '.join(sorted(hp))}")
+    hp.update(cfg.hp)
+    if cfg.epochs:
+        hp["epochs"] = int(cfg.epochs)
+    hp["noise"] = bool(cfg.noise)
+    return hp
+
+
+# ---------------------------------------------------------------- one training + evaluation
+@dataclass
+class Problem:
+    """A GZSL problem in normalised feature space: what to train on and what to score."""
+    train: TrainData                # real training features (the generator's data)
+    attributes: torch.Tensor        # [C, A] every class
+    seen: torch.Tensor              # seen (training) classes
+    unseen: torch.Tensor            # classes to synthesise
+    eval_seen: tuple[torch.Tensor, torch.Tensor]
+    eval_unseen: tuple[torch.Tensor, torch.Tensor]
+    classes: torch.Tensor = field(default=None)  # the classes of this problem's universe
+
+
+def make_problem(fs: FeatureSet, train_idx, seen, unseen, eval_seen_idx, eval_unseen_idx, normalise: str,
+                 device: torch.device) -> Problem:
+    x_train, y_train = fs.take(train_idx)
+    norm = fit_normaliser(x_train, normalise)
+    att = fs.attributes.float().to(device)
+
+    def part(idx):
+        x, y = fs.take(idx)
+        return norm(x).to(device), y.to(device)
+
+    return Problem(TrainData(norm(x_train).to(device), y_train.to(device), att), att, seen.to(device),
+                   unseen.to(device), part(eval_seen_idx), part(eval_unseen_idx),
+                   torch.cat([seen, unseen]).to(device))
+
+
+@dataclass
+class Scores:
+    seen: torch.Tensor
+    unseen: torch.Tensor
+    seen_mask: torch.Tensor
+    synth_std: float
+
+
+def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict) -> Scores:
+    """Synthesise the unseen classes, train the final classifier, score the evaluation images.
+
+    Scores are restricted to the problem's classes (others get -inf) so that validation
+    problems never predict a test-unseen class.
+    """
+    n_all = prob.attributes.shape[0]
+    xs, ys = [prob.train.features], [prob.train.labels]
+    synth_std = float("nan")
+    if engine.family.synthesizes and len(prob.unseen):
+        fake = engine.synthesize(prob.attributes[prob.unseen], int(hp["n_synth"]),
+                                 float(hp["noise_unseen"]) if cfg.noise else 0.0, float(hp["noise_fraction"]))
+        xs.append(fake)
+        ys.append(prob.unseen.repeat_interleave(int(hp["n_synth"])))
+        synth_std = float(fake.std(0).mean())
+    x, y = torch.cat(xs), torch.cat(ys)
+    seen_mask = torch.zeros(n_all, dtype=torch.bool, device=x.device)
+    seen_mask[prob.seen] = True
+    # Classifiers work in the problem's own class indices 0..k-1.
+    local = torch.full((n_all,), -1, dtype=torch.long, device=x.device)
+    local[prob.classes] = torch.arange(len(prob.classes), device=x.device)
+    clf = build_classifier(cfg.classifier, cfg.clf_hp, device=x.device)
+    clf.fit(x, local[y], len(prob.classes), prob.attributes[prob.classes], seen_mask[prob.classes])
+
+    def full(xe):
+        out = torch.full((xe.shape[0], n_all), float("-inf"), device=xe.device)
+        out[:, prob.classes] = clf.scores(xe)
+        return out
+
+    return Scores(full(prob.eval_seen[0]), full(prob.eval_unseen[0]), seen_mask, synth_std)
+
+
+def score(s: Scores, prob: Problem, gamma: float | None) -> tuple[float, GZSLResult]:
+    """With ``gamma`` None the best calibration of the grid is chosen on these very scores."""
+    args = (s.seen, prob.eval_seen[1], s.unseen, prob.eval_unseen[1], s.seen_mask)
+    if gamma is None:
+        return best_gamma(*args)
+    return gamma, gzsl_evaluate(*args, gamma=gamma)
+
+
+# ---------------------------------------------------------------- the run
+@dataclass
+class Attempt:
+    seed: int
+    result: GZSLResult
+    epochs: int
+    gamma: float
+    collapsed: bool
+    val: dict
+    scores: Scores
+    prob: Problem
+    engine: Engine
+
+
+def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: int, ckpt: Path, tune_gamma: bool,
+                      progress: bool, desc: str) -> tuple[Engine, dict]:
+    """Train with an epoch callback that scores ``prob`` every ``eval_every`` epochs;
+    returns the engine and the best evaluation (epoch, γ, metrics)."""
+    engine = Engine(cfg.model, prob.train.features.shape[1], prob.attributes.shape[1], hp, device)
+    engine.resume(ckpt)
+    best: dict = {}
+    for h in engine.history:  # a resumed run recovers its selection state from the history
+        if "eval_H" in h and (not best or h["eval_H"] > best["H"]):
+            best = {"epoch": h["epoch"], "gamma": h["eval_gamma"], "H": h["eval_H"], "U": h["eval_U"],
+                    "S": h["eval_S"], "zsl": h["eval_zsl"]}
+    patience = int(hp.get("patience", 0))
+
+    def on_epoch(eng: Engine, epoch: int, logs: dict):
+        if epoch % max(1, cfg.eval_every) and epoch != epochs:
+            return None
+        s = classify(eng, prob, cfg, hp)
+        gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)))
+        out = {"eval_U": res.U, "eval_S": res.S, "eval_H": res.H, "eval_zsl": res.zsl, "eval_gamma": gamma}
+        if not best or res.H > best["H"]:
+            best.update(epoch=epoch, gamma=gamma, H=res.H, U=res.U, S=res.S, zsl=res.zsl, scores=s)
+        if patience and epoch - best["epoch"] >= patience * max(1, cfg.eval_every):
+            out["stop"] = True
+        return out
+
+    engine.fit(prob.train, epochs, on_epoch, checkpoint=ckpt, progress=progress, desc=desc)
+    return engine, best
+
+
+def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None = None,
+             progress: bool = True) -> dict:
+    cfg.check()
+    t0 = time.perf_counter()
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    get_model(cfg.model)  # unknown names fail before any work
+    from evaluate.classifiers import CLASSIFIERS
+    if cfg.classifier not in CLASSIFIERS:
+        build_classifier(cfg.classifier)
+    fs = load_featureset(cfg)
+    hp = resolve_hp(cfg)
+    device = pick_device(cfg.device)
+    selection = cfg.selection
+    split = validation_split(fs, cfg.seed) if selection == "validation" else None
+    if selection == "validation" and split is None:
+        log.warning("%s has no validation classes: running with selection 'fixed' (the configured %d epochs, "
+                    "no search)", fs.dataset, hp["epochs"])
+        selection = "fixed"
+    run_dir = Path(runs_dir or results_dir().parent / "runs") / cfg.run_id()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    seen, unseen = fs.seen_classes, fs.unseen_classes
+    attempts: list[Attempt] = []
+    for attempt in range(cfg.max_reseeds + 1):
+        seed = cfg.seed + 1000 * attempt
+        seed_everything(seed)
+        val: dict = {}
+        if selection == "validation":
+            vprob = make_problem(fs, split.fit, split.train_classes, split.val_classes, split.val_seen,
+                                 split.val_unseen, cfg.normalise, device)
+            _, val = _train_and_select(cfg, hp, vprob, device, int(hp["epochs"]), run_dir / f"val_{attempt}.pt",
+                                       cfg.calibrate, progress, f"{cfg.model} val")
+            seed_everything(seed + 1)
+            final_epochs, gamma = int(val["epoch"]), float(val["gamma"]) if cfg.calibrate else 0.0
+            prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
+                                cfg.normalise, device)
+            engine, _ = _train_and_select(cfg, hp, prob, device, final_epochs, run_dir / f"final_{attempt}.pt",
+                                          False, progress, f"{cfg.model} final")
+            s = classify(engine, prob, cfg, hp)
+            gamma, res = score(s, prob, gamma)
+            collapsed = val["U"] <= float(hp["collapse_threshold"])
+        else:
+            prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
+                                cfg.normalise, device)
+            oracle = selection == "oracle"
+            epochs = int(hp["epochs"])
+            engine, best = _train_and_select(cfg, hp, prob, device, epochs, run_dir / f"{selection}_{attempt}.pt",
+                                             oracle and cfg.calibrate, progress, f"{cfg.model} {selection}")
+            if oracle:
+                # The seed's rule: the numbers of the epoch that scored best on test.
+                final_epochs, gamma = int(best["epoch"]), float(best["gamma"])
+                res = GZSLResult(best["U"], best["S"], best["H"], best["zsl"])
+                s = best.get("scores") or classify(engine, prob, cfg, hp)
+            else:
+                final_epochs = engine.epoch
+                s = classify(engine, prob, cfg, hp)
+                gamma, res = score(s, prob, float(hp.get("gamma", 0.0)))
+            # Without validation data, collapse is judged on the synthetic features alone.
+            collapsed = engine.family.synthesizes and s.synth_std < 1e-4
+        attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine))
+        if not collapsed:
+            break
+        log.warning("run collapsed (validation U %.2f%%) with seed %d; re-seeding", val.get("U", 0.0), seed)
+    final = attempts[-1]
+    record = _record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, hp)
+    _save_run(run_dir, record, final, fs)
+    append_record(record, store)
+    return record
+
+
+def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) -> dict:
+    r = final.result
+    return {
+        "id": cfg.run_id(), "dataset": fs.dataset if cfg.features else (cfg.data or fs.dataset),
+        "backbone": fs.meta.get("backbone", "?"), "pretrained": fs.meta.get("pretrained", "?"),
+        "model": cfg.model, "classifier": cfg.classifier, "tricks": cfg.tricks, "seed": cfg.seed,
+        "selection": selection, "U": round(r.U, 2), "S": round(r.S, 2), "H": round(r.H, 2),
+        "zsl": round(r.zsl, 2), "epochs": final.epochs, "gamma": round(final.gamma, 4),
+        "seconds": round(seconds, 2), "n_classes": fs.n_classes, "n_seen": len(fs.seen_classes),
+        "n_unseen": len(fs.unseen_classes), "reseeds": len(attempts) - 1, "collapsed": final.collapsed,
+        "seed_used": final.seed, "val": {k: round(v, 4) if isinstance(v, float) else v for k, v in final.val.items()},
+        "status": "ok", "started": started, "versions": versions(), "config": cfg.to_dict(), "hp": hp,
+    }
+
+
+def _save_run(run_dir: Path, record: dict, final: Attempt, fs: FeatureSet) -> None:
+    """history.json (per-epoch losses and evaluations), per_class.json, scores.safetensors."""
+    atomic_write_json(run_dir / "history.json", final.engine.history)
+    s, prob = final.scores, final.prob
+    acc_s = per_class_accuracy((s.seen - final.gamma * s.seen_mask).argmax(1), prob.eval_seen[1])
+    acc_u = per_class_accuracy((s.unseen - final.gamma * s.seen_mask).argmax(1), prob.eval_unseen[1])
+    names = fs.class_names or [str(i) for i in range(fs.n_classes)]
+    per_class = {"seen": {names[c]: round(100 * float(a), 2) for c, a in
+                          zip(torch.unique(prob.eval_seen[1]).tolist(), acc_s)},
+                 "unseen": {names[c]: round(100 * float(a), 2) for c, a in
+                            zip(torch.unique(prob.eval_unseen[1]).tolist(), acc_u)}}
+    atomic_write_json(run_dir / "per_class.json", per_class)
+    with atomic_path(run_dir / "scores.safetensors") as tmp:
+        save_file({"scores_seen": s.seen.cpu().contiguous(), "labels_seen": prob.eval_seen[1].cpu().contiguous(),
+                   "scores_unseen": s.unseen.cpu().contiguous(),
+                   "labels_unseen": prob.eval_unseen[1].cpu().contiguous(),
+                   "seen_mask": s.seen_mask.cpu().contiguous()}, str(tmp), metadata={"gamma": str(final.gamma)})
+    atomic_write_json(run_dir / "record.json", record)
+
+
+def final_line(record: dict) -> str:
+    tag = " [ORACLE: epoch chosen on test]" if record["selection"] == "oracle" else ""
+    return (f"U={record['U']:.2f} S={record['S']:.2f} H={record['H']:.2f} ZSL={record['zsl']:.2f} "
+            f"({record['dataset']}, {record['model']}+{record['classifier']}, seed {record['seed']}, "
+            f"selection {record['selection']}, {record['n_classes']} classes, {record['seconds']:.1f}s){tag}")
+
+
+def record_json(record: dict) -> str:
+    keys = ("id", "dataset", "backbone", "model", "classifier", "tricks", "seed", "selection", "U", "S", "H", "zsl",
+            "epochs", "seconds", "n_classes", "reseeds", "collapsed")
+    return json.dumps({k: record.get(k) for k in keys})
