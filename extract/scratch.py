@@ -108,7 +108,7 @@ def train(raw: RawDataset, backbone: str, cfg: ScratchConfig, work: Path, device
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total, count = total + float(loss) * len(y), count + len(y)
+            total, count = total + float(loss.detach()) * len(y), count + len(y)
             bar.set_postfix(loss=f"{total / max(count, 1):.3f}")
         sched.step(epoch + 1)
         log.info("scratch epoch %d/%d: loss %.4f (%d images on rank %d)", epoch + 1, cfg.epochs,
