@@ -1,0 +1,149 @@
+"""Extraction throughput: the full pipeline (decode + transform + forward, through the same
+DataLoader and engine settings as ``zsgm extract``) against the bare model forward on random
+tensors of the same shape, in the same process with the same torch threads.
+
+Also the per-image cost of each stage measured alone (decode, transform, forward), so that a
+decode-bound case shows as a decode share rather than hiding inside a ratio. Models are
+randomly initialised: timing does not depend on the weights.
+
+    python -m extract.bench [--backbones a,b] [--images 64] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+
+from extract import backbones
+from extract.common import pick_device, shared_data_root
+from extract.extractor import EngineConfig
+from extract.images import ImageList, decode
+from extract.layouts.base import Record
+
+DEFAULT_BACKBONES = ("tf_efficientnet_lite0", "convnext_tiny", "vit_base_patch16_224")
+
+
+def sample_images(n: int) -> list[Path]:
+    """Real photos when the staged CUB images exist (their decode cost is the real one), else
+    generated 500x375 JPEGs, CUB's typical size."""
+    root = shared_data_root()
+    if root is not None and (root / "CUB" / "images").is_dir():
+        files = sorted((root / "CUB" / "images").glob("*/*.jpg"))
+        if len(files) >= n:
+            step = len(files) // n
+            return files[::step][:n]
+    import numpy as np
+    from PIL import Image
+
+    out = Path(tempfile.mkdtemp(prefix="zsgm-bench-"))
+    rng = np.random.default_rng(0)
+    paths = []
+    for i in range(n):
+        arr = (rng.random((375, 500, 3)) * 255).astype("uint8")
+        p = out / f"img_{i:04d}.jpg"
+        Image.fromarray(arr).save(p, quality=90)
+        paths.append(p)
+    return paths
+
+
+def _forward(model, x, device) -> None:
+    with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+        backbones.pooled_features(model, x.contiguous(memory_format=torch.channels_last))
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: int = -1,
+                   draft: bool = False, device: str = "auto") -> dict:
+    dev = pick_device(device)
+    model = backbones.create(name, num_classes=0).eval().to(dev).to(memory_format=torch.channels_last)
+    cfg = backbones.data_config(model, name)
+    tf = backbones.eval_transform(cfg)
+    size = cfg["input_size"]
+    n = len(files) - len(files) % batch_size or len(files)
+    files = files[:n]
+    draft_px = int(size[-1] / cfg.get("crop_pct", 1.0)) + 1 if draft else None
+    n_workers = EngineConfig(workers=workers).n_workers()
+
+    # bare forward on random tensors, same batch shape
+    x = torch.randn(batch_size, *size, device=dev)
+    _forward(model, x, dev)  # warm-up
+    t0 = time.perf_counter()
+    for _ in range(n // batch_size):
+        _forward(model, x, dev)
+    bare = n / (time.perf_counter() - t0)
+
+    # full pipeline, as the engine runs it (steady state: from the first batch on)
+    records = [Record(i, p, 0) for i, p in enumerate(files)]
+    loader = DataLoader(ImageList(records, tf, draft_px), batch_size=batch_size, num_workers=n_workers,
+                        pin_memory=dev.type == "cuda", prefetch_factor=4 if n_workers else None)
+    it = iter(loader)
+    first = next(it)
+    _forward(model, first[0].to(dev), dev)
+    t0 = time.perf_counter()
+    done = 0
+    for xb, *_ in it:
+        _forward(model, xb.to(dev, non_blocking=True), dev)
+        done += len(xb)
+    pipe_s = time.perf_counter() - t0
+    pipeline = done / pipe_s if done else float("nan")
+
+    # each stage alone, per image, in this process
+    k = min(len(files), 16)
+    t0 = time.perf_counter()
+    imgs = [decode(p, None, draft_px) for p in files[:k]]
+    dec = (time.perf_counter() - t0) / k
+    t0 = time.perf_counter()
+    for im in imgs:
+        tf(im)
+    trans = (time.perf_counter() - t0) / k
+    fwd = 1.0 / bare
+    return {
+        "backbone": name, "device": str(dev), "input_size": list(size), "batch_size": batch_size,
+        "workers": n_workers, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "images": n, "fast_decode": draft, "bare_forward_img_s": round(bare, 2),
+        "pipeline_img_s": round(pipeline, 2), "ratio": round(pipeline / bare, 3),
+        "decode_ms": round(dec * 1e3, 2), "transform_ms": round(trans * 1e3, 2), "forward_ms": round(fwd * 1e3, 2),
+        "decode_share": round((dec + trans) / (dec + trans + fwd), 3),
+    }
+
+
+def run(backbone_names=DEFAULT_BACKBONES, n_images: int = 64, batch_size: int = 32, workers: int = -1,
+        draft: bool = False, device: str = "auto") -> list[dict]:
+    files = sample_images(n_images)
+    return [bench_backbone(b, files, batch_size, workers, draft, device) for b in backbone_names]
+
+
+def table(rows: list[dict]) -> str:
+    head = ("| backbone | device | pipeline img/s | bare forward img/s | ratio | decode+transform ms/img | "
+            "forward ms/img | decode share |\n|---|---|---|---|---|---|---|---|")
+    lines = [f"| {r['backbone']}{' (fast decode)' if r['fast_decode'] else ''} | {r['device']} | "
+             f"{r['pipeline_img_s']} | {r['bare_forward_img_s']} | {r['ratio']:.2f} | "
+             f"{r['decode_ms'] + r['transform_ms']:.1f} | {r['forward_ms']:.1f} | {r['decode_share']:.0%} |"
+             for r in rows]
+    return "\n".join([head, *lines])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m extract.bench", description=__doc__.split("\n\n")[0])
+    p.add_argument("--backbones", default=",".join(DEFAULT_BACKBONES))
+    p.add_argument("--images", type=int, default=64)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--workers", type=int, default=-1)
+    p.add_argument("--fast-decode", action="store_true")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+    a = p.parse_args(argv)
+    rows = run(a.backbones.split(","), a.images, a.batch_size, a.workers, a.fast_decode, a.device)
+    print(json.dumps(rows, indent=2) if a.json else table(rows))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
