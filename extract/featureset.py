@@ -165,7 +165,11 @@ def _read_safetensors(path: Path, use_mmap: bool) -> tuple[dict, dict[str, torch
         (hlen,) = struct.unpack("<Q", fh.read(8))
         header = json.loads(fh.read(hlen))
         base = 8 + hlen
-        buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY) if use_mmap else fh.read()
+        if use_mmap:
+            buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)
+        else:
+            fh.seek(0)  # offsets below count from the file's start
+            buf = fh.read()
     out: dict[str, torch.Tensor] = {}
     for name, info in header.items():
         if name == "__metadata__":
@@ -173,8 +177,7 @@ def _read_safetensors(path: Path, use_mmap: bool) -> tuple[dict, dict[str, torch
         start, end = info["data_offsets"]
         shape = tuple(info["shape"])
         if info["dtype"] == "BF16":
-            raw = np.frombuffer(buf, dtype=np.int16, count=(end - start) // 2,
-                                offset=(base + start) if use_mmap else base + start)
+            raw = np.frombuffer(buf, dtype=np.int16, count=(end - start) // 2, offset=base + start)
             t = torch.from_numpy(raw.copy()).view(torch.bfloat16).reshape(shape)
         else:
             dt = np.dtype(_ST_DTYPES[info["dtype"]])
