@@ -94,9 +94,9 @@ def run(req: ExtractRequest) -> Path:
     device = pick_device(req.device)
     if device.type == "cuda" and world > 1:
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-    raw = open_root(req.data, req.data_root, req.classes)
     arch, _ = backbones.split_name(req.backbone)
-    backbones.check_name(arch)
+    backbones.check_name(arch)  # a typo in the name is reported before the dataset is looked for
+    raw = open_root(req.data, req.data_root, req.classes)
     resolved = None if req.scratch or req.random_init else wts.resolve(req.backbone, req.weights)
     cfg_name = f"{arch}.{resolved.tag}" if resolved and resolved.tag else req.backbone
     torch.manual_seed(req.train.seed)  # --random-init gives the same weights every run
