@@ -7,6 +7,7 @@ and Markdown are exports of these rows.
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Iterable
@@ -33,11 +34,36 @@ def append_record(record: dict, store: str | Path | None = None) -> Path:
     store.parent.mkdir(parents=True, exist_ok=True)
     line = json.dumps(record, sort_keys=True, default=str) + "\n"
     with FileLock(str(store) + ".lock"):
+        _drop_torn_tail(store)
         with open(store, "a", encoding="utf-8") as fh:
             fh.write(line)
             fh.flush()
             os.fsync(fh.fileno())
     return store
+
+
+def _drop_torn_tail(store: Path) -> None:
+    """Cut a torn last line (a writer killed mid-line) so that the next record starts a line of
+    its own instead of being glued to the fragment. Called under the lock: no writer is live."""
+    if not store.is_file() or store.stat().st_size == 0:
+        return
+    with open(store, "rb+") as fh:
+        fh.seek(-1, os.SEEK_END)
+        if fh.read(1) == b"\n":
+            return
+        fh.seek(0)
+        tail = fh.read()  # only on this rare path: a torn store
+        size, cut = len(tail), tail.rfind(b"\n")
+        keep = cut + 1
+        try:  # a whole record that only lacks its newline (edited by hand) is kept
+            json.loads(tail[cut + 1:])
+            fh.write(b"\n")
+            return
+        except ValueError:
+            pass
+        logging.getLogger("zsgm.records").warning("%s: dropping a torn last line of %d bytes (a writer was "
+                                                  "killed mid-line)", store, size - keep)
+        fh.truncate(keep)
 
 
 def read_records(store: str | Path | None = None) -> list[dict]:
