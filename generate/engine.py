@@ -8,6 +8,7 @@ epoch callback, which ``pipelines`` wires to evaluate's validation scorer.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -75,7 +76,27 @@ class Engine:
         self.class_map: torch.Tensor | None = None
         self.epoch = 0
         self.history: list[dict] = []
-        self.seconds = 0.0
+        self.seconds = 0.0   # training time (epochs only)
+        self.wall = 0.0      # training + epoch-callback (evaluation) time: what time-to-result is read from
+        self._setup_speed_options()
+
+    # ------------------------------------------------------------ speed options (GPU)
+    def _setup_speed_options(self) -> None:
+        """``amp``: 'bf16' runs forward passes under bfloat16 autocast (CUDA; ignored on CPU,
+        where it does not pay); ``compile``: torch.compile the generator (the critic sits
+        under the gradient penalty's double backward, which torch.compile does not support).
+        Both default off; ``zsgm bench`` measures whether they pay on the device at hand."""
+        amp = str(self.hp.get("amp") or "off").lower()
+        if amp not in ("off", "false", "bf16", "true"):
+            raise ZsgmError(f"hp.amp must be 'off' or 'bf16', got '{amp}'")
+        self.amp_dtype = torch.bfloat16 if amp in ("bf16", "true") and self.device.type == "cuda" else None
+        if self.hp.get("compile") and self.device.type == "cuda" and not self.family.closed_form:
+            self.family.generator.compile()  # in place: state_dict keys stay as they are
+
+    def _autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
 
     # ------------------------------------------------------------ helpers
     def _noisy(self, att: torch.Tensor, std: float) -> torch.Tensor:
@@ -104,19 +125,24 @@ class Engine:
         n_iters = max(1, data.features.shape[0] // bs)
         noise = float(hp.get("noise_train", 0.0)) if hp.get("noise", True) else 0.0
         critic_iters = int(hp.get("critic_iters", 5)) if fam.adversarial else 0
-        sums: dict[str, float] = {}
+        # Losses are summed as detached device tensors and read once per epoch: a float() per
+        # step would force a host-device sync on every critic step of a GPU run.
+        sums: dict[str, torch.Tensor | float] = {}
         fam.train()
+        amp = self._autocast
+        gp_weight = float(hp.get("gp_weight", 10.0))
         for _ in range(n_iters):
             for _ in range(critic_iters):
                 real, att, _y = self._batch(data, bs)
                 att = self._noisy(att, noise)
-                with torch.no_grad():
-                    fake = fam.sample(att)
-                loss, logs = fam.critic_loss(real, fake, att)
-                if fam.penalty:
-                    gp = gradient_penalty(fam.penalty_score(fake, att), real, fake, fam.penalty)
-                    loss = loss + float(hp.get("gp_weight", 10.0)) * gp
-                    logs["penalty"] = float(gp)
+                with amp():
+                    with torch.no_grad():
+                        fake = fam.sample(att)
+                    loss, logs = fam.critic_loss(real, fake, att)
+                    if fam.penalty:
+                        gp = gradient_penalty(fam.penalty_score(fake, att), real, fake, fam.penalty)
+                        loss = loss + gp_weight * gp
+                        logs["penalty"] = gp.detach()
                 self.opt_c.zero_grad(set_to_none=True)
                 loss.backward()
                 self.opt_c.step()
@@ -124,29 +150,43 @@ class Engine:
                 self._accumulate(sums, "critic", loss, logs, critic_iters * n_iters)
             real, att, y = self._batch(data, bs)
             att = self._noisy(att, noise)
-            fake = fam.sample(att)
-            loss, logs = fam.generator_loss(real, fake, att)
-            if self.seen_clf is not None:
-                cls = F.cross_entropy(self.seen_clf(fake), self.class_map[y])
-                loss = loss + float(hp["cls_weight"]) * cls
-                logs["cls"] = float(cls)
+            with amp():
+                fake = fam.sample(att)
+                loss, logs = fam.generator_loss(real, fake, att)
+                if self.seen_clf is not None:
+                    cls = F.cross_entropy(self.seen_clf(fake).float(), self.class_map[y])
+                    loss = loss + float(hp["cls_weight"]) * cls
+                    logs["cls"] = cls.detach()
             self.opt_g.zero_grad(set_to_none=True)
             loss.backward()
             self.opt_g.step()
             self._accumulate(sums, "generator", loss, logs, n_iters)
-        return sums
+        return self._read_sums(sums)
 
     def _accumulate(self, sums: dict, role: str, loss: torch.Tensor, logs: dict, count: int) -> None:
-        value = float(loss)
-        if not math.isfinite(value):
-            raise DivergenceError(
-                f"{self.model}: the {role} loss became {value} in epoch {self.epoch + 1}; "
-                f"lower the learning rate (hp.lr) or the penalty weight and re-run; the last good "
-                f"checkpoint (if any) is kept in the run folder")
-        sums[f"loss_{role}"] = sums.get(f"loss_{role}", 0.0) + value / count
+        """Add this step's loss and logs (floats or tensors) to the epoch means, without a sync."""
+        key = f"loss_{role}"
+        sums[key] = sums.get(key, 0.0) + loss.detach().float() / count
         for k, v in logs.items():
             key = f"{role}_{k}"
-            sums[key] = sums.get(key, 0.0) + float(v) / count
+            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+            sums[key] = sums.get(key, 0.0) + v / count
+
+    def _read_sums(self, sums: dict) -> dict:
+        """The epoch means as floats (one transfer); a non-finite loss is a divergence."""
+        keys = list(sums)
+        tensors = [k for k in keys if isinstance(sums[k], torch.Tensor)]
+        values = dict(zip(keys, (float(sums[k]) for k in keys))) if not tensors else {
+            **{k: float(sums[k]) for k in keys if k not in tensors},
+            **dict(zip(tensors, torch.stack([sums[k].reshape(()) for k in tensors]).tolist()))}
+        for role in ("critic", "generator"):
+            value = values.get(f"loss_{role}")
+            if value is not None and not math.isfinite(value):
+                raise DivergenceError(
+                    f"{self.model}: the {role} loss became {value} in epoch {self.epoch + 1}; "
+                    f"lower the learning rate (hp.lr) or the penalty weight and re-run; the last good "
+                    f"checkpoint (if any) is kept in the run folder")
+        return {k: values[k] for k in keys}
 
     # ------------------------------------------------------------ the loop
     def fit(self, data: TrainData, epochs: int, on_epoch: EpochCallback | None = None,
@@ -172,6 +212,8 @@ class Engine:
             extra = on_epoch(self, self.epoch, logs) if on_epoch else None
             stop = bool(extra and extra.pop("stop", False))
             logs.update(extra or {})
+            self.wall += time.perf_counter() - t0
+            logs["wall"] = round(self.wall, 3)
             self.history.append(logs)
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()
                              if k.startswith("loss_") or k in ("val_H", "H")})
@@ -199,15 +241,16 @@ class Engine:
             mask = (torch.arange(n_per_class, device=self.device) < k).repeat(att.shape[0]).unsqueeze(1)
             eps = torch.randn(rows.shape, device=self.device, generator=gen)
             rows = rows + noise_std * eps * mask
-        out = torch.cat([fam.sample(rows[i:i + chunk], gen) for i in range(0, rows.shape[0], chunk)]) \
-            if rows.shape[0] else torch.empty(0, fam.feature_dim, device=self.device)
+        with self._autocast():
+            out = torch.cat([fam.sample(rows[i:i + chunk], gen).float() for i in range(0, rows.shape[0], chunk)]) \
+                if rows.shape[0] else torch.empty(0, fam.feature_dim, device=self.device)
         fam.train()
         return out
 
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
         return {
-            "model": self.model, "hp": self.hp, "epoch": self.epoch, "seconds": self.seconds,
+            "model": self.model, "hp": self.hp, "epoch": self.epoch, "seconds": self.seconds, "wall": self.wall,
             "history": self.history, "family": self.family.state_dict(),
             "opt_g": self.opt_g.state_dict() if self.opt_g else None,
             "opt_c": self.opt_c.state_dict() if self.opt_c else None,
@@ -234,6 +277,7 @@ class Engine:
             self.seen_clf.requires_grad_(False)
             self.class_map = state["class_map"].to(self.device)
         self.epoch, self.seconds, self.history = state["epoch"], state["seconds"], list(state["history"])
+        self.wall = float(state.get("wall", self.seconds))
         set_rng_state(state["rng"])
 
     def save(self, path: str | Path) -> None:

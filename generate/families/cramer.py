@@ -36,16 +36,19 @@ class Cramer(Family):
     def critic_loss(self, real, fake, att):
         with torch.no_grad():
             self._fake2 = self.sample(att)
-        h2 = self.critic(self._fake2, att)
-        gap = self.surrogate(real, h2, att).mean() - self.surrogate(fake, h2, att).mean()
-        return -gap, {"surrogate": float(gap)}
+        # One critic call over [real; fake; fake2] (row-wise critic: equal to three calls);
+        # h(fake2) is kept for the penalty, which needs the very same value and graph.
+        hr, hg, h2 = self.critic(torch.cat([real, fake, self._fake2]), torch.cat([att, att, att])).chunk(3)
+        self._h2 = h2
+        gap = (l2(hr - h2) - l2(hr)).mean() - (l2(hg - h2) - l2(hg)).mean()
+        return -gap, {"surrogate": gap.detach()}
 
     def penalty_score(self, fake, att):
-        h2 = self.critic(self._fake2, att)
+        h2 = self._h2  # computed in critic_loss of this very step; no second critic pass
         return lambda x: self.surrogate(x, h2, att)
 
     def generator_loss(self, real, fake, att):
         fake2 = self.sample(att)
-        hr, hg, hg2 = self.critic(real, att), self.critic(fake, att), self.critic(fake2, att)
+        hr, hg, hg2 = self.critic(torch.cat([real, fake, fake2]), torch.cat([att, att, att])).chunk(3)
         energy = l2(hr - hg).mean() + l2(hr - hg2).mean() - l2(hg - hg2).mean()
-        return energy, {"energy": float(energy)}
+        return energy, {"energy": energy.detach()}
