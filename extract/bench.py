@@ -94,15 +94,20 @@ def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: 
     pipe_s = time.perf_counter() - t0
     pipeline = done / pipe_s if done else float("nan")
 
-    # each stage alone, per image, in this process
+    # each stage alone, per image, with one torch thread as in a DataLoader worker
     k = min(len(files), 16)
-    t0 = time.perf_counter()
-    imgs = [decode(p, None, draft_px) for p in files[:k]]
-    dec = (time.perf_counter() - t0) / k
-    t0 = time.perf_counter()
-    for im in imgs:
-        tf(im)
-    trans = (time.perf_counter() - t0) / k
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        imgs = [decode(p, None, draft_px) for p in files[:k]]
+        dec = (time.perf_counter() - t0) / k
+        t0 = time.perf_counter()
+        for im in imgs:
+            tf(im)
+        trans = (time.perf_counter() - t0) / k
+    finally:
+        torch.set_num_threads(threads)
     fwd = 1.0 / bare
     return {
         "backbone": name, "device": str(dev), "input_size": list(size), "batch_size": batch_size,
