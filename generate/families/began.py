@@ -1,0 +1,70 @@
+"""BEGAN: Berthelot, Schumm & Metz, "BEGAN: Boundary Equilibrium Generative Adversarial
+Networks", 2017 (eqs. 3–4).
+
+The discriminator is a conditional autoencoder; L(x) = mean |x − D(x)| is its
+reconstruction loss (η = 1). With the equilibrium variable k_t ∈ [0, 1]:
+
+    L_D = L(x_r) − k_t · L(x_f)          L_G = L(x_f)
+    k_{t+1} = clip(k_t + λ_k (γ L(x_r) − L(x_f)), 0, 1)
+
+γ (``began_gamma``) is the diversity ratio E L(x_f) / E L(x_r) that training holds, λ_k
+(``began_lambda_k``) the proportional gain. k_t is a buffer, so checkpoints keep it;
+M = L(x_r) + |γ L(x_r) − L(x_f)| is logged as the convergence measure.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from generate.family import Family
+from generate.nets import mlp
+from generate.registry import register
+
+
+class ConditionalAutoencoder(nn.Module):
+    """D(x, a): encode [x, a] to a ``code_dim`` bottleneck, decode [code, a] back to x."""
+
+    def __init__(self, feature_dim: int, att_dim: int, hidden: int, code_dim: int, slope: float = 0.2):
+        super().__init__()
+        self.enc = mlp([feature_dim + att_dim, hidden, code_dim], slope)
+        self.dec = mlp([code_dim + att_dim, hidden, feature_dim], slope)
+
+    def forward(self, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        return self.dec(torch.cat([self.enc(torch.cat([x, att], 1)), att], 1))
+
+
+def equilibrium_update(k: float, loss_real: float, loss_fake: float, gamma: float, lambda_k: float) -> float:
+    """k_{t+1} = clip(k_t + λ_k (γ L(x_r) − L(x_f)), 0, 1)."""
+    return min(max(k + lambda_k * (gamma * loss_real - loss_fake), 0.0), 1.0)
+
+
+@register("began", "BEGAN: autoencoder critic with equilibrium k_t (Berthelot et al. 2017)")
+class BEGAN(Family):
+    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
+        super().__init__(feature_dim, att_dim, hp)
+        self.register_buffer("k", torch.tensor(float(hp.get("began_k0", 0.0))))
+
+    def build_critic(self, hidden):
+        return ConditionalAutoencoder(self.feature_dim, self.att_dim, hidden, int(self.hp.get("began_code_dim", 64)),
+                                      self.hp.get("slope", 0.2))
+
+    def recon(self, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
+        """L(x) per sample."""
+        return (x - self.critic(x, att)).abs().mean(1)
+
+    critic_score = recon
+
+    def critic_loss(self, real, fake, att):
+        l_real, l_fake = self.recon(real, att).mean(), self.recon(fake, att).mean()
+        gamma = float(self.hp.get("began_gamma", 0.5))
+        measure = l_real + (gamma * l_real - l_fake).abs()
+        return l_real - self.k * l_fake, {"recon_real": float(l_real.detach()), "recon_fake": float(l_fake.detach()),
+                                          "measure": float(measure.detach()), "k": float(self.k)}
+
+    def after_critic_step(self, logs):
+        self.k.fill_(equilibrium_update(float(self.k), logs["recon_real"], logs["recon_fake"],
+                                        float(self.hp.get("began_gamma", 0.5)),
+                                        float(self.hp.get("began_lambda_k", 1e-3))))
+
+    def generator_loss(self, real, fake, att):
+        return self.recon(fake, att).mean(), {}
