@@ -220,7 +220,12 @@ def to_xlsa17(fs: FeatureSet, out_dir: str | Path, split_name: str = "att_splits
 
     out_dir = Path(out_dir)
     dt = json.loads(fs.meta.get("xlsa17_dtypes", "{}"))
-    cell = lambda xs: np.array([[np.array([x])] for x in xs], dtype=object).reshape(-1, 1)  # noqa: E731
+    def cell(strings):  # a MATLAB cell column [n, 1] of strings
+        out = np.empty((len(strings), 1), dtype=object)
+        for i, text in enumerate(strings):
+            out[i, 0] = np.array([text])
+        return out
+
     col = lambda v, key: (v.numpy().astype(np.int64) + 1).astype(dt.get(key, "float64")).reshape(-1, 1)  # noqa
     feats = fs.features.numpy()
     res = {"features": feats.T.astype(dt.get("features", feats.dtype)),

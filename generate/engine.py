@@ -122,7 +122,8 @@ class Engine:
     def train_epoch(self, data: TrainData) -> dict:
         fam, hp = self.family, self.hp
         bs = int(hp["batch_size"])
-        n_iters = max(1, data.features.shape[0] // bs)
+        # Small datasets give few steps per pass; ``steps_per_epoch`` sets the budget explicitly.
+        n_iters = int(hp.get("steps_per_epoch") or max(1, data.features.shape[0] // bs))
         noise = float(hp.get("noise_train", 0.0)) if hp.get("noise", True) else 0.0
         critic_iters = int(hp.get("critic_iters", 5)) if fam.adversarial else 0
         # Losses are summed as detached device tensors and read once per epoch: a float() per

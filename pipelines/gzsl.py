@@ -191,7 +191,7 @@ def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: i
     patience = int(hp.get("patience", 0))
 
     def on_epoch(eng: Engine, epoch: int, logs: dict):
-        if epoch % max(1, cfg.eval_every) and epoch != epochs:
+        if epoch % max(1, cfg.eval_every) and epoch != epochs and not eng.family.closed_form:
             return None
         s = classify(eng, prob, cfg, hp)
         gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)))

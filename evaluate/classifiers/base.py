@@ -1,18 +1,27 @@
 """Shared minibatch training on device tensors for the trained classifiers."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 
 def train_minibatch(model: nn.Module, logits_fn, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int,
-                    optimizer: torch.optim.Optimizer, scheduler=None) -> list[float]:
-    """Cross-entropy training over shuffled batches indexed from device tensors."""
+                    optimizer: torch.optim.Optimizer, scheduler=None, min_steps: int = 0) -> list[float]:
+    """Cross-entropy training over shuffled batches indexed from device tensors.
+
+    ``min_steps`` stretches the epochs (and a step scheduler with them) so that a small
+    training set still gets enough optimiser steps.
+    """
     n = x.shape[0]
+    per_epoch = max(1, math.ceil(n / batch_size))
+    stretch = max(1, math.ceil(min_steps / (per_epoch * max(epochs, 1))))
+    epochs *= stretch
     losses = []
     model.train()
-    for _ in range(epochs):
+    for epoch in range(epochs):
         perm = torch.randperm(n, device=x.device)
         total = 0.0
         for i in range(0, n, batch_size):
@@ -21,9 +30,9 @@ def train_minibatch(model: nn.Module, logits_fn, x: torch.Tensor, y: torch.Tenso
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss) * len(idx)
+            total += float(loss.detach()) * len(idx)
         losses.append(total / max(n, 1))
-        if scheduler is not None:
+        if scheduler is not None and (epoch + 1) % stretch == 0:
             scheduler.step()
     model.eval()
     return losses

@@ -33,9 +33,10 @@ class PrototypeNet(nn.Module):
 class PrototypeClassifier:
     def __init__(self, epochs: int = 50, lr: float = 5e-4, weight_decay: float = 1e-4, hidden: int = 1024,
                  scale: float = 5.0, batch_size: int = 256, lr_step: int = 25, seen_scale: float = 0.95,
-                 device=None):
+                 min_steps: int = 600, device=None):
         self.epochs, self.lr, self.wd, self.hidden = epochs, lr, weight_decay, hidden
         self.scale, self.batch_size, self.lr_step, self.seen_scale = scale, batch_size, lr_step, seen_scale
+        self.min_steps = min_steps
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes: torch.Tensor,
             seen_mask: torch.Tensor | None = None):
@@ -45,7 +46,7 @@ class PrototypeClassifier:
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step), gamma=0.1)
         self.seen_mask = seen_mask
         self.losses = train_minibatch(self.net, lambda b: self.net(b, self.att), x, y, self.epochs,
-                                      self.batch_size, opt, sched)
+                                      self.batch_size, opt, sched, self.min_steps)
         return self
 
     @torch.no_grad()

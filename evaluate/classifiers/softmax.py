@@ -10,13 +10,14 @@ from evaluate.classifiers.base import train_minibatch
 
 @register("softmax", "linear softmax over all classes on real seen + synthetic unseen features (f-CLSWGAN)")
 class SoftmaxClassifier:
-    def __init__(self, epochs: int = 25, lr: float = 1e-3, batch_size: int = 256, device=None):
-        self.epochs, self.lr, self.batch_size, self.device = epochs, lr, batch_size, device
+    def __init__(self, epochs: int = 25, lr: float = 1e-3, batch_size: int = 256, min_steps: int = 600, device=None):
+        self.epochs, self.lr, self.batch_size, self.min_steps = epochs, lr, batch_size, min_steps
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes=None, seen_mask=None):
         self.net = nn.Linear(x.shape[1], n_classes).to(x.device)
         opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.5, 0.999))
-        self.losses = train_minibatch(self.net, self.net, x, y, self.epochs, self.batch_size, opt)
+        self.losses = train_minibatch(self.net, self.net, x, y, self.epochs, self.batch_size, opt,
+                                      min_steps=self.min_steps)
         return self
 
     @torch.no_grad()
