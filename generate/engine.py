@@ -76,6 +76,7 @@ class Engine:
         self.class_map: torch.Tensor | None = None
         self.epoch = 0
         self.history: list[dict] = []
+        self.stopped = False  # early-stopped: a resumed run must not train on
         self.seconds = 0.0   # training time (epochs only)
         self.wall = 0.0      # training + epoch-callback (evaluation) time: what time-to-result is read from
         self._setup_speed_options()
@@ -201,6 +202,8 @@ class Engine:
                 if on_epoch:
                     on_epoch(self, 1, {})
             return self
+        if self.stopped:
+            return self  # resumed from a run that had stopped early: it stays stopped
         self._prepare_regulariser(data)
         bar = tqdm(range(self.epoch, epochs), total=epochs, initial=self.epoch, disable=not progress,
                    desc=desc or self.model, unit="ep", leave=False)
@@ -218,6 +221,7 @@ class Engine:
             self.history.append(logs)
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()
                              if k.startswith("loss_") or k in ("val_H", "H")})
+            self.stopped = stop  # saved with the epoch, so that a kill cannot separate the two
             if checkpoint:
                 self.save(checkpoint)
             if stop:
@@ -252,7 +256,7 @@ class Engine:
     def state_dict(self) -> dict:
         return {
             "model": self.model, "hp": self.hp, "epoch": self.epoch, "seconds": self.seconds, "wall": self.wall,
-            "history": self.history, "family": self.family.state_dict(),
+            "history": self.history, "stopped": self.stopped, "family": self.family.state_dict(),
             "opt_g": self.opt_g.state_dict() if self.opt_g else None,
             "opt_c": self.opt_c.state_dict() if self.opt_c else None,
             "seen_clf": self.seen_clf.state_dict() if self.seen_clf is not None else None,
@@ -278,6 +282,7 @@ class Engine:
             self.seen_clf.requires_grad_(False)
             self.class_map = state["class_map"].to(self.device)
         self.epoch, self.seconds, self.history = state["epoch"], state["seconds"], list(state["history"])
+        self.stopped = bool(state.get("stopped", False))
         self.wall = float(state.get("wall", self.seconds))
         set_rng_state(state["rng"])
 

@@ -220,3 +220,28 @@ def test_sigkilled_grid_resumes_to_the_same_records(tmp_path):
         assert {k: got[i][k] for k in ("U", "S", "H", "zsl", "epochs", "status")} == \
                {k: want[i][k] for k in ("U", "S", "H", "zsl", "epochs", "status")}, i
     assert (results / "tables" / "tiny.md").is_file()
+
+
+# ---------------------------------------------------------------- engine checkpoints
+def test_resume_after_early_stop_stays_stopped(tmp_path):
+    """A run that stopped early (patience) and is re-run must not train on past the stop."""
+    from extract.common import seed_everything
+    from generate.engine import Engine, TrainData
+    from pipelines.config import model_defaults
+
+    hp = {**model_defaults("cramer"), "hidden": 32, "cls_pretrain_epochs": 1, "batch_size": 16}
+    g = torch.Generator().manual_seed(0)
+    data = TrainData(torch.rand(48, 8, generator=g), torch.arange(6).repeat(8), torch.rand(6, 5, generator=g))
+
+    def stop_at_2(engine, epoch, logs):
+        return {"stop": epoch == 2}
+
+    seed_everything(0)
+    first = Engine("cramer", 8, 5, hp).fit(data, 5, stop_at_2, checkpoint=tmp_path / "c.pt", progress=False)
+    seed_everything(0)
+    again = Engine("cramer", 8, 5, hp)
+    assert again.resume(tmp_path / "c.pt")
+    again.fit(data, 5, stop_at_2, checkpoint=tmp_path / "c.pt", progress=False)
+    assert first.epoch == again.epoch == 2
+    assert all(torch.equal(a, b) for a, b in zip(first.family.state_dict().values(),
+                                                 again.family.state_dict().values()))
