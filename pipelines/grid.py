@@ -174,7 +174,7 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     # A --set of a grid axis pins that axis (e.g. --set model=cramer runs one model).
     axes = {k: _axis_values(k, sets[k] if k in sets else v, source) for k, v in grid.items()}
     seed_list = _seeds(seeds if seeds is not None else doc.get("seeds", 1), f"{source}: seeds")
-    variants = _variants(doc.get("variants"), source)
+    variants = _variants(doc.get("variants"), source, sets, doc.get("base") or {})
     backbones = _backbones(doc.get("backbones"), source)
     resources = _resources(doc.get("resources") or {}, source)
     extract_opts = doc.get("extract") or {}
@@ -186,7 +186,8 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
         for vname, vset in variants:
             for bb in backbones:
                 for seed in seed_list:
-                    params = _merge(_merge(base, dict(zip(names, combo))), vset)
+                    # Command-line overrides win over the grid and the variants.
+                    params = _merge(_merge(_merge(base, dict(zip(names, combo))), vset), sets)
                     labels = {"variant": vname} if vname is not None else {}
                     needs: list[str] = []
                     if bb is not None:
@@ -208,7 +209,10 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     return plan
 
 
-def _variants(value, source: str) -> list[tuple[str | None, dict]]:
+def _variants(value, source: str, sets: dict, base: dict) -> list[tuple[str | None, dict]]:
+    """The variants, minus those a ``--set`` contradicts: ``--set classifier=softmax`` keeps only
+    the variants whose classifier (their own, else the base's) is softmax, so that a variant
+    is never relabelled into something it is not."""
     if not value:
         return [(None, {})]
     out = []
@@ -216,6 +220,16 @@ def _variants(value, source: str) -> list[tuple[str | None, dict]]:
         if not isinstance(v, dict) or "name" not in v or set(v) - {"name", "set"}:
             raise ZsgmError(f"{source}: variants[{i}] must be {{name: ..., set: {{...}}}}, got {v!r}")
         out.append((str(v["name"]), dict(v.get("set") or {})))
+    touched = {k for _, vset in out for k in vset if k in sets and not isinstance(vset[k], dict)}
+
+    def agrees(vset: dict, k: str) -> bool:
+        want = sets[k] if isinstance(sets[k], list) else [sets[k]]
+        return vset.get(k, base.get(k)) in want
+
+    out = [(name, vset) for name, vset in out if all(agrees(vset, k) for k in touched)]
+    if not out:
+        raise ZsgmError(f"{source}: no variant agrees with --set {sets}; the variants are "
+                        f"{', '.join(str(v.get('name')) for v in value)}")
     return out
 
 

@@ -118,7 +118,7 @@ def test_grid_expansion_overrides_and_ids() -> None:
     assert all(c.id.endswith(f"-s{c.params['seed']}") for c in plan.cells)
     three = load_experiment("demo", seeds=3, sets=parse_sets(["model=cramer", "epochs=2", "hp.n_synth=7"]))
     assert len(three.cells) == 6 and {c.params["seed"] for c in three.cells} == {0, 1, 2}
-    assert all(c.params["epochs"] == 2 and c.params["hp"] == {"n_synth": 7} for c in three.cells)
+    assert all(c.params["epochs"] == 2 and c.params["hp"]["n_synth"] == 7 for c in three.cells)
     # The id is the resolved config's hash: changing a budget changes it, nothing else does.
     again = load_experiment("demo", seeds=3, sets=parse_sets(["model=cramer", "epochs=2", "hp.n_synth=7"]))
     assert [c.id for c in again.cells] == [c.id for c in three.cells]
@@ -140,6 +140,16 @@ def test_tricks_ablation_and_backbone_plans() -> None:
     cell = next(c for c in bb.gzsl_cells if c.labels == {"backbone": "vit_base_patch16_224", "pretrained": "scratch"}
                 and c.params["data"] == "flo")
     assert cell.needs and set(cell.needs) <= ids and cell.params["backbone"] == "vit_base_patch16_224_scratch"
+
+
+def test_set_pins_variants_without_relabelling_them() -> None:
+    only = load_experiment("tricks", seeds=1, sets={"model": "wgan", "epochs": 2})
+    assert {c.labels["variant"] for c in only.cells} == {"− Cramér critic (WGAN-GP)"}
+    assert len(only.cells) == 5 and all(c.params["epochs"] == 2 for c in only.cells)
+    demo = load_experiment("demo", seeds=1, sets={"classifier": "softmax", "clf_hp": {"epochs": 3}})
+    assert {(c.params["classifier"], c.params["clf_hp"]["epochs"]) for c in demo.cells} == {("softmax", 3)}
+    with pytest.raises(ZsgmError, match="no variant agrees"):
+        load_experiment("demo", sets={"classifier": "knn"})
 
 
 def test_dry_run_lists_missing_inputs(results: Path, capsys, monkeypatch, tmp_path) -> None:
