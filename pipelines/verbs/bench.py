@@ -1,0 +1,52 @@
+"""``zsgm bench``: engine throughput, zsgm vs the field's loop, time to result, extraction.
+
+Writes ``bench/results/<date>-<host>.json`` and ``.md`` and prints the Markdown.
+"""
+from __future__ import annotations
+
+HELP = ("benchmark: engine throughput, full runs vs the field's reference loop, time-to-H, extraction "
+        "(writes bench/results/<date>-<host>.json/.md)")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
+    p.add_argument("--quick", action="store_true", help="a small smoke run (well under a minute)")
+    p.add_argument("--repeats", type=int, default=3, help="repeats per figure (median, min, max); default 3")
+    p.add_argument("--ttr-repeats", type=int, help="repeats of the time-to-result runs (default: --repeats)")
+    p.add_argument("--tag", default="", help="suffix of the result file name (bench/results/<date>-<host>-<tag>)")
+    p.add_argument("--budget", default="auto", choices=("auto", "seed", "cpu", "quick"),
+                   help="seed: the seed study's networks (hidden 4096) on CUB-sized data; cpu: the same data with "
+                        "narrower networks for a small CPU; auto: seed on CUDA, cpu on CPU")
+    p.add_argument("--epochs", type=int, help="generator epochs of the compared runs (default: the budget's cap)")
+    p.add_argument("--eval-every", type=int, help="zsgm's validation cadence K (default: the budget's)")
+    p.add_argument("--models", default="wgan,cramer", help="comma-separated generative models")
+    p.add_argument("--classifiers", default="softmax,prototype", help="comma-separated final classifiers")
+    p.add_argument("--no-extraction", action="store_true", help="skip the extraction benchmark")
+    p.add_argument("--no-gpu-options", action="store_true", help="on CUDA, skip the bf16 / compile variants")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
+    p.add_argument("--out", help="output folder (default bench/results)")
+    p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
+
+
+def run(args) -> int:
+    import json
+    from pathlib import Path
+
+    import torch
+
+    from pipelines.bench import BenchConfig, run_bench, to_markdown, write_results
+
+    if args.threads:
+        torch.set_num_threads(int(args.threads))
+    cfg = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, budget=args.budget,
+                      ttr_repeats=args.ttr_repeats, tag=args.tag,
+                      epochs=args.epochs, eval_every=args.eval_every,
+                      models=tuple(m for m in args.models.split(",") if m),
+                      classifiers=tuple(c for c in args.classifiers.split(",") if c),
+                      extraction=not args.no_extraction, gpu_options=not args.no_gpu_options,
+                      out_dir=Path(args.out) if args.out else None)
+    res = run_bench(cfg)
+    jp, mp = write_results(res, cfg.out_dir, cfg.tag)
+    print(json.dumps(res, indent=2) if args.json else to_markdown(res))
+    print(f"wrote {jp} and {mp}")
+    return 0
