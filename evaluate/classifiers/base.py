@@ -23,15 +23,17 @@ def train_minibatch(model: nn.Module, logits_fn, x: torch.Tensor, y: torch.Tenso
     model.train()
     for epoch in range(epochs):
         perm = torch.randperm(n, device=x.device)
-        total = 0.0
+        # The loss is summed on the device and read once per epoch (a float() per step would
+        # make every step of a GPU run wait for the device).
+        total = torch.zeros((), device=x.device)
         for i in range(0, n, batch_size):
             idx = perm[i:i + batch_size]
             loss = F.cross_entropy(logits_fn(x[idx]), y[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            total += float(loss.detach()) * len(idx)
-        losses.append(total / max(n, 1))
+            total += loss.detach() * len(idx)
+        losses.append(float(total) / max(n, 1))
         if scheduler is not None and (epoch + 1) % stretch == 0:
             scheduler.step()
     model.eval()
