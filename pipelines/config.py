@@ -36,7 +36,7 @@ class RunConfig:
     hp: dict[str, Any] = field(default_factory=dict)       # generative model overrides
     clf_hp: dict[str, Any] = field(default_factory=dict)   # final classifier overrides
     max_reseeds: int = 2               # bounded re-seeding on mode collapse
-    eval_every: int = 1                # validation every K epochs
+    eval_every: int | None = None      # validation every K epochs; None = the model config's
     data_root: str | None = None       # where datasets live (not part of the hash)
     device: str = "auto"               # not part of the hash
 

@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
     m.add_argument("--no-noise", action="store_true", help="turn the attribute-noise trick off")
     m.add_argument("--no-calibration", action="store_true", help="turn calibrated stacking off")
     m.add_argument("--normalise", default="minmax", choices=("minmax", "l2", "none"))
-    m.add_argument("--eval-every", type=int, default=1, help="validate every K epochs")
+    m.add_argument("--eval-every", type=int, help="validate every K epochs (default: the model config's)")
     m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model hyper-parameter (repeatable), e.g. --set n_synth=200")
     m.add_argument("--clf-set", action="append", default=[], metavar="KEY=VALUE",
