@@ -10,6 +10,7 @@ Selection rules:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import time
@@ -24,7 +25,7 @@ from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate, per_class_ac
 from evaluate.records import append_record, results_dir
 from evaluate.selection import validation_split
 from extract.common import (PROJECT_ROOT, ZsgmError, atomic_path, atomic_write_json, pick_device,
-                            seed_everything, versions)
+                            seed_everything, stable_hash, versions)
 from extract.featureset import FeatureSet, fit_normaliser
 from generate.engine import Engine, TrainData
 from generate.registry import get as get_model
@@ -189,16 +190,17 @@ def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: i
             best = {"epoch": h["epoch"], "gamma": h["eval_gamma"], "H": h["eval_H"], "U": h["eval_U"],
                     "S": h["eval_S"], "zsl": h["eval_zsl"]}
     patience = int(hp.get("patience", 0))
+    every = max(1, int(cfg.eval_every or hp.get("eval_every", 1)))
 
     def on_epoch(eng: Engine, epoch: int, logs: dict):
-        if epoch % max(1, cfg.eval_every) and epoch != epochs and not eng.family.closed_form:
+        if epoch % every and epoch != epochs and not eng.family.closed_form:
             return None
         s = classify(eng, prob, cfg, hp)
         gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)))
         out = {"eval_U": res.U, "eval_S": res.S, "eval_H": res.H, "eval_zsl": res.zsl, "eval_gamma": gamma}
         if not best or res.H > best["H"]:
             best.update(epoch=epoch, gamma=gamma, H=res.H, U=res.U, S=res.S, zsl=res.zsl, scores=s)
-        if patience and epoch - best["epoch"] >= patience * max(1, cfg.eval_every):
+        if patience and epoch - best["epoch"] >= patience * every:
             out["stop"] = True
         return out
 
@@ -226,6 +228,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         selection = "fixed"
     run_dir = Path(runs_dir or results_dir().parent / "runs") / cfg.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
+    _drop_stale_checkpoints(run_dir, {"features": featureset_fingerprint(fs), "hp": hp, "selection": selection})
     seen, unseen = fs.seen_classes, fs.unseen_classes
     attempts: list[Attempt] = []
     for attempt in range(cfg.max_reseeds + 1):
@@ -275,6 +278,33 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     return record
 
 
+def featureset_fingerprint(fs: FeatureSet) -> str:
+    """A hash of every tensor of ``fs`` (cheap next to training): the same path may hold other features."""
+    h = hashlib.sha256()
+    for name, t in sorted(fs.tensors().items()):
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+    return h.hexdigest()[:16]
+
+
+def _drop_stale_checkpoints(run_dir: Path, inputs: dict) -> None:
+    """Checkpoints are resumed only when they were made from the same inputs (features and resolved
+    hyper-parameters, which the run id does not cover); stale ones are removed, never silently reused."""
+    key, path = stable_hash(inputs, 16), run_dir / "inputs.json"
+    try:
+        old = json.loads(path.read_text()).get("key") if path.is_file() else None
+    except ValueError:
+        old = None
+    if old != key:
+        stale = sorted(run_dir.glob("*.pt"))
+        if stale:
+            log.warning("%s: checkpoints made from other inputs (features or hyper-parameters changed); "
+                        "starting over", run_dir)
+        for p in stale:
+            p.unlink()
+        atomic_write_json(path, {"key": key, "features": inputs["features"]})
+
+
 def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) -> dict:
     r = final.result
     return {
@@ -285,7 +315,8 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
         "zsl": round(r.zsl, 2), "epochs": final.epochs, "gamma": round(final.gamma, 4),
         "seconds": round(seconds, 2), "n_classes": fs.n_classes, "n_seen": len(fs.seen_classes),
         "n_unseen": len(fs.unseen_classes), "reseeds": len(attempts) - 1, "collapsed": final.collapsed,
-        "seed_used": final.seed, "val": {k: round(v, 4) if isinstance(v, float) else v for k, v in final.val.items()},
+        "seed_used": final.seed, "val": {k: round(v, 4) if isinstance(v, float) else v for k, v in final.val.items()
+                                        if k != "scores"},  # the scores tensors go to scores.safetensors
         "status": "ok", "started": started, "versions": versions(), "config": cfg.to_dict(), "hp": hp,
     }
 
