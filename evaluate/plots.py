@@ -69,9 +69,11 @@ def h_bars(table: Table, path: str | Path, metric: str = "H") -> Path:
 def seen_unseen(curves: Mapping[str, SeenUnseenCurve], path: str | Path, title: str = "",
                 points: Mapping[str, tuple[float, float]] | None = None) -> Path:
     """S against U for each labelled curve; ``points`` mark each run's chosen operating point (U, S)."""
+    import textwrap
+
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(5.2, 4.6))
-    for i, (name, c) in enumerate(curves.items()):
+    fig, ax = plt.subplots(figsize=(6.0, 5.2))
+    for name, c in curves.items():
         line, = ax.step(c.U, c.S, where="post", label=f"{name} (AUSUC {c.auc:.1f})")
         if points and name in points:
             u, s = points[name]
@@ -80,18 +82,23 @@ def seen_unseen(curves: Mapping[str, SeenUnseenCurve], path: str | Path, title: 
     ax.set_ylim(0, 100)
     ax.set_xlabel("unseen accuracy U (%)")
     ax.set_ylabel("seen accuracy S (%)")
-    ax.set_title(title or "seen–unseen curve (calibrated stacking)")
+    ax.set_title(textwrap.fill(title or "seen–unseen curve (calibrated stacking)", 60), fontsize=9)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="upper right")
+    # Below the axes: curves hug the top-left corner, where a legend would hide them.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
     return _save(fig, Path(path))
 
 
-def training_curves(history: Sequence[dict], path: str | Path, title: str = "") -> Path:
-    """Left: every loss the engine logged per epoch; right: validation U / S / H (when evaluated)."""
+def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
+                    eval_label: str = "U / S / H per evaluation") -> Path:
+    """Left: every loss the engine logged per epoch; right: the ``eval_U/S/H`` it logged, titled
+    ``eval_label`` (which images they were measured on depends on the run's selection rule)."""
+    import textwrap
+
     plt = _pyplot()
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    skip = {"epoch", "seconds", "time", "stop", "lr"}
+    skip = {"epoch", "seconds", "time", "wall", "stop", "lr"}  # clocks and flags, not losses
     losses = sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float)) and k not in skip
                      and not k.startswith("eval_")})
     for k in losses:
@@ -109,7 +116,11 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "") 
             right.plot(*zip(*pts), style, marker="o", markersize=3, label=k.removeprefix("eval_"))
     right.set_xlabel("epoch")
     right.set_ylabel("accuracy (%)")
-    right.set_title("validation U / S / H per evaluation")
+    right.set_title(textwrap.fill(eval_label, 55), fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+
+    for ax in (left, right):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     right.set_ylim(0, 100)
     right.grid(alpha=0.3)
     right.legend(fontsize=7)

@@ -11,6 +11,12 @@ from pathlib import Path
 
 HELP = "run/resume an experiment grid (local processes or Ray) and render its comparison tables"
 log = logging.getLogger("zsgm.tables")
+# history.json holds the last training of a run; what its eval_* were measured on:
+EVAL_LABELS = {
+    "validation": "test U / S / H per epoch of the final retrain (logged only; the epoch was chosen on validation)",
+    "oracle": "test U / S / H per epoch (ORACLE: the best of these was reported)",
+    "fixed": "test U / S / H per epoch (last epoch reported)",
+}
 
 
 def add_arguments(p) -> None:
@@ -113,11 +119,13 @@ def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
         if any(s.mean is not None for s in table.cells.values()):
             written.append(plots.h_bars(table, out / f"{spec.name}_H.png"))
     runs = default_runs_dir()
-    firsts: dict[str, dict] = {}  # one run per configuration (the lowest seed that finished)
+    firsts: dict[str, dict] = {}  # one run per row of the first table (its lowest finished seed)
+    spec = plan.tables[0]
+    datasets = {r.get("dataset") for r in recs}
     for r in sorted(recs, key=lambda r: r.get("seed") or 0):
         if r.get("status", "ok") != "failed":
-            label = " ".join(str(r.get(k)) for k in ("dataset", "variant", "backbone", "model", "classifier")
-                             if r.get(k) not in (None, "?"))
+            label = " / ".join(spec.names.get(str(r.get(k)), str(r.get(k))) for k in spec.rows)
+            label += f" ({spec.names.get(str(r.get('dataset')), r.get('dataset'))})" if len(datasets) > 1 else ""
             firsts.setdefault(label, r)
     curves, points = {}, {}
     for label, r in firsts.items():
@@ -126,11 +134,14 @@ def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
             curves[label], points[label] = curve, (r["U"], r["S"])
         hist = runs / r["id"] / "history.json"
         if hist.is_file():
-            name = label.replace(" ", "_").replace("/", "-")
-            written.append(plots.training_curves(json.loads(hist.read_text()), out / f"{plan.name}_train_{name}.png",
-                                                 f"{label} (seed {r.get('seed')})"))
+            raw = "_".join(str(r.get(k)) for k in (*spec.rows, "dataset"))
+            name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "-" for ch in raw)
+            written.append(plots.training_curves(
+                json.loads(hist.read_text()), out / f"{plan.name}_train_{name}.png",
+                f"{label}, seed {r.get('seed')}", EVAL_LABELS.get(r.get("selection"), "U / S / H per evaluation")))
     if curves:
         written.append(plots.seen_unseen(curves, out / f"{plan.name}_seen_unseen.png",
-                                         f"{plan.title}: test seen–unseen curves (seed of each row shown)", points))
+                                         f"{plan.name}: test seen–unseen curves by calibrated stacking "
+                                         f"(lowest seed of each row; dot = the run's chosen γ)", points))
     log.info("%d plot(s) in %s", len(written), out)
     return written
