@@ -65,11 +65,11 @@ def gzsl_evaluate(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_u
 def best_gamma(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_unseen: torch.Tensor,
                labels_unseen: torch.Tensor, seen_mask: torch.Tensor, grid: torch.Tensor | None = None
                ) -> tuple[float, GZSLResult]:
-    """The calibration γ of ``grid`` with the best H (ties go to the smallest γ)."""
+    """The calibration γ of ``grid`` with the best H (ties go to the γ closest to 0)."""
     if grid is None:
-        grid = torch.linspace(0.0, 1.0, 21)
+        grid = torch.linspace(-1.0, 1.0, 41)  # negative γ favours seen classes (too many synthetic features)
     best = None
-    for g in grid.tolist():
+    for g in sorted(grid.tolist(), key=abs):
         res = gzsl_evaluate(scores_seen, labels_seen, scores_unseen, labels_unseen, seen_mask, g)
         if best is None or res.H > best[1].H + 1e-9:
             best = (g, res)
