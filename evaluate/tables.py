@@ -18,6 +18,7 @@ from typing import Iterable, Sequence
 from evaluate.records import FINISHED, status_of
 
 BEST, SECOND = "🔴", "🔵"
+COLLAPSED = "‡"
 METRICS = ("U", "S", "H", "zsl")
 METRIC_NAMES = {"U": "U", "S": "S", "H": "H", "zsl": "ZSL"}
 FIELD_NAMES = {"model": "Model", "classifier": "Classifier", "dataset": "Dataset", "backbone": "Backbone",
@@ -64,6 +65,7 @@ class Stat:
     values: list[float] = field(default_factory=list)
     failed: int = 0
     missing: str = ""
+    collapsed: int = 0      # seeds still collapsed (unseen accuracy ~0) after the bounded re-seeding
 
     @property
     def n(self) -> int:
@@ -130,6 +132,7 @@ def build_table(spec: TableSpec, records: Iterable[dict], missing: Iterable[dict
             v = r.get(m)
             if ok and isinstance(v, (int, float)) and not math.isnan(v):
                 stat.values.append(float(v))
+                stat.collapsed += bool(r.get("collapsed"))
             elif not ok:
                 stat.failed += 1
     for r in missing:
@@ -172,6 +175,9 @@ def _caption(table: Table) -> str:
     parts.append(f"per-class mean accuracy in %, mean ± std over seeds (n = seeds); "
                  f"{BEST} best, {SECOND} second per column"
                  + (" among non-oracle rows" if "oracle" in selections and len(selections) > 1 else ""))
+    if any(s.collapsed for s in table.cells.values()):
+        parts.append(f"{COLLAPSED}k: k seeds stayed collapsed (validation unseen accuracy ≈ 0) after the bounded "
+                     f"re-seeding; they are included in the mean")
     if spec.note:
         parts.append(spec.note)
     return ". ".join(p.rstrip(".") for p in parts if p) + "."
@@ -201,6 +207,8 @@ def format_stat(stat: Stat | None, mark: str = "", digits: int = 1) -> str:
         return f"failed (×{stat.failed})" if stat.failed else "–"
     std = f"{stat.std:.{digits}f}" if stat.std is not None else "–"
     text = f"{stat.mean:.{digits}f} ± {std} (n={stat.n})"
+    if stat.collapsed:
+        text += f" {COLLAPSED}{stat.collapsed}"
     if stat.failed:
         text += f" +{stat.failed} failed"
     return f"{text} {mark}" if mark else text
@@ -235,13 +243,14 @@ def to_csv(table: Table) -> str:
     spec = table.spec
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*spec.rows, "selection", *spec.columns, "metric", "mean", "std", "n", "failed", "missing", "mark"])
+    w.writerow([*spec.rows, "selection", *spec.columns, "metric", "mean", "std", "n", "failed", "collapsed", "missing",
+                "mark"])
     for rk in table.row_keys:
         for ck, m in table.columns():
             s = table.cells.get((rk, ck, m)) or Stat()
             mark = {BEST: "best", SECOND: "second"}.get(table.marks.get((rk, ck, m), ""), "")
             w.writerow([*rk, *ck, m, "" if s.mean is None else f"{s.mean:.4f}",
-                        "" if s.std is None else f"{s.std:.4f}", s.n, s.failed, s.missing, mark])
+                        "" if s.std is None else f"{s.std:.4f}", s.n, s.failed, s.collapsed, s.missing, mark])
     return buf.getvalue()
 
 
@@ -251,6 +260,16 @@ _LATEX_ESCAPES = {"&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_", "{
 
 def _tex(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+_TEX_SYMBOLS = {"±": r"$\pm$", COLLAPSED: r"$^\ddagger$", "×": r"$\times$", "≈": r"$\approx$", "—": "---",
+                "–": "--", "γ": r"$\gamma$"}
+
+
+def _tex_symbols(text: str) -> str:
+    for sym, tex in _TEX_SYMBOLS.items():
+        text = text.replace(sym, tex)
+    return text
 
 
 def to_latex(table: Table) -> str:
@@ -273,13 +292,13 @@ def to_latex(table: Table) -> str:
         cells = []
         for ck, m in table.columns():
             s = table.cells.get((rk, ck, m))
-            text = _tex(format_stat(s)).replace("±", r"$\pm$").replace("×", r"$\times$").replace("–", "--")
+            text = _tex_symbols(_tex(format_stat(s)))
             mark = table.marks.get((rk, ck, m))
             cells.append(r"\textbf{%s}" % text if mark == BEST else r"\underline{%s}" % text if mark == SECOND
                          else text)
         lines.append(" & ".join([_tex(x) for x in row_label(table, rk)] + cells) + r" \\")
     caption = _tex(table.caption.replace(BEST, "bold").replace(SECOND, "underlined"))
-    caption = caption.replace("±", r"$\pm$").replace("—", "---").replace("–", "--")
+    caption = _tex_symbols(caption)
     lines += [r"\bottomrule", r"\end{tabular}", r"\caption{%s}" % caption,
               r"\label{tab:%s}" % _tex(spec.name), r"\end{table}", ""]
     return "\n".join(lines)

@@ -72,6 +72,15 @@ def test_ties_share_the_mark_and_single_rows_are_unmarked() -> None:
     assert lone.marks == {}
 
 
+def test_collapsed_seeds_are_flagged() -> None:
+    recs = [rec("a", "x", 0, 30.0), {**rec("a", "x", 1, 0.5), "collapsed": True, "reseeds": 2}, rec("b", "x", 0, 10.0)]
+    table = build_table(TableSpec(name="t", rows=("model",), metrics=("H",)), recs)
+    rows, _ = _md_rows(to_markdown(table))
+    assert rows["a"] == [f"15.2 ± 20.9 (n=2) ‡1 {BEST}"]
+    assert "‡k: k seeds stayed collapsed" in table.caption
+    assert r"$^\ddagger$1" in to_latex(table)
+
+
 def test_all_failed_cell() -> None:
     recs = [rec("a", "x", 0, 0, status="failed"), rec("a", "x", 1, 0, status="failed"), rec("b", "x", 0, 30.0)]
     rows, _ = _md_rows(render(TableSpec(name="t", rows=("model",), metrics=("H",)), recs))
