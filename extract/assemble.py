@@ -29,7 +29,7 @@ def build(raw: RawDataset, features: torch.Tensor, keep: torch.Tensor, meta: dic
     t = lambda a: torch.as_tensor(np.ascontiguousarray(a))  # noqa: E731
     locs = {k: t(np.nonzero(np.isin(index, raw.split.locs[k]))[0].astype(np.int64))
             for k in LOCS if k in raw.split.locs}
-    extra = {k: locs[k] for k in ("train_loc", "val_loc") if k in locs}
+    extra = {k: locs[k] for k in ("train_loc", "val_loc") if k in locs and len(locs[k])}  # none: absent
     extra["xlsa17_index"] = t(index)
     if raw.split.original_att is not None:
         extra["original_att"] = t(raw.split.original_att.T[classes])

@@ -64,7 +64,7 @@ def test_flo_train_val_locs_kept(tmp_path):
     check_featureset(fs, fx, 102)
     idx = fs.extra["xlsa17_index"].numpy()
     assert fs.extra["train_loc"].tolist() == [p for p, i in enumerate(idx) if fx.labels[i] >= 40]
-    assert "val_classes" not in fs.extra  # labels 21-40 are not present
+    assert "val_classes" not in fs.extra and "val_loc" not in fs.extra  # labels 21-40 are not present
 
 
 def test_apy_crops_differ_within_one_photo(tmp_path, monkeypatch):
