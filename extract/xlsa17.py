@@ -43,8 +43,17 @@ def _field(m: dict, key: str, path: Path):
     return m[key]
 
 
+def _numeric(m: dict, key: str, path: Path, kinds: str = "iufb") -> np.ndarray:
+    """The field as an array of real numbers (not text, cells, structs or complex values)."""
+    arr = np.asarray(_field(m, key, path))
+    if arr.dtype.kind not in kinds:
+        raise ZsgmError(f"{path}: '{key}' holds values of type {arr.dtype} (shape {arr.shape}); expected "
+                        f"{'integer indices' if 'b' not in kinds else 'real numbers'}")
+    return arr
+
+
 def _loc(m: dict, key: str, path: Path, n: int | None) -> np.ndarray:
-    raw = np.asarray(_field(m, key, path))
+    raw = _numeric(m, key, path, "iuf")
     if raw.ndim != 2 or 1 not in raw.shape:
         raise ZsgmError(f"{path}: '{key}' must be a column of 1-based indices, got shape {raw.shape}")
     if raw.size == 0:
@@ -78,7 +87,7 @@ class SplitFile:
 def read_split_file(path: str | Path, spec: DatasetSpec | None = None, n_images: int | None = None) -> SplitFile:
     path = Path(path)
     m = _loadmat(path)
-    att = np.asarray(_field(m, "att", path))
+    att = _numeric(m, "att", path)
     if att.ndim != 2:
         raise ZsgmError(f"{path}: 'att' must be a matrix [attributes x classes], got shape {att.shape}")
     if spec is not None:
@@ -112,7 +121,9 @@ def read_split_file(path: str | Path, spec: DatasetSpec | None = None, n_images:
     names = _names(m["allclasses_names"]) if "allclasses_names" in m else []
     if names and len(names) != att.shape[1]:
         raise ZsgmError(f"{path}: {len(names)} allclasses_names for {att.shape[1]} columns of 'att'")
-    orig = np.asarray(m["original_att"]) if "original_att" in m else None
+    orig = _numeric(m, "original_att", path) if "original_att" in m else None
+    if orig is not None and orig.shape != att.shape:
+        raise ZsgmError(f"{path}: 'original_att' has shape {orig.shape} but 'att' has {att.shape}; they must match")
     dtypes = {k: str(np.asarray(m[k]).dtype) for k in LOCS + OPTIONAL_LOCS if k in m}
     return SplitFile(path, att, locs, names, orig, dtypes)
 
@@ -152,8 +163,8 @@ def read_features_file(path: str | Path, spec: DatasetSpec | None = None):
     """res101.mat → (features [N, D] as stored, 0-based labels, image_files, raw dtypes)."""
     path = Path(path)
     m = _loadmat(path)
-    feats = np.asarray(_field(m, "features", path))
-    labels = np.asarray(_field(m, "labels", path))
+    feats = _numeric(m, "features", path)
+    labels = _numeric(m, "labels", path, "iuf")
     if feats.ndim != 2:
         raise ZsgmError(f"{path}: 'features' must be [D x N], got shape {feats.shape}")
     n = labels.size
@@ -168,6 +179,10 @@ def read_features_file(path: str | Path, spec: DatasetSpec | None = None):
         bad = int((~np.isfinite(feats)).any(0).sum())
         raise ZsgmError(f"{path}: 'features' contain NaN or inf values in {bad} images")
     lab = labels.ravel()
+    if lab.size == 0:
+        raise ZsgmError(f"{path}: 'labels' is empty: the file holds no images")
+    if not np.all(np.equal(np.mod(lab, 1), 0)):
+        raise ZsgmError(f"{path}: 'labels' holds non-integer (or NaN/inf) values; expected 1-based class numbers")
     if lab.min() < 1:
         raise ZsgmError(f"{path}: 'labels' hold {lab.min()}, but xlsa17 labels are 1-based class numbers")
     files = _names(m["image_files"]) if "image_files" in m else []
