@@ -1,0 +1,134 @@
+"""``zsgm rerun <record-id>``: repeat a stored run from its record and say whether the numbers match.
+
+The record keeps the resolved config and hyper-parameters and the versions of python, torch,
+timm and zsgm. The run is repeated from scratch (a private runs folder: no checkpoint of the
+original run is reused) and nothing is appended to the store unless ``--append`` is given.
+Exit 0 when U, S, H, ZSL top-1, epochs and γ all match, 1 when any differs, 2 on bad input.
+On CPU with the same versions the numbers are expected to be bit-identical.
+"""
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+HELP = "repeat a stored run from its record (config, hyper-parameters, seed) and report whether the numbers match"
+COMPARED = ("U", "S", "H", "zsl", "epochs", "gamma")
+log = logging.getLogger("zsgm.rerun")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("record_id", metavar="RECORD_ID", help="the record's id (or a unique prefix), see `zsgm results`")
+    p.add_argument("--store", help="results store (default $ZSGM_RESULTS/runs.jsonl or results/runs.jsonl)")
+    p.add_argument("--data-root", help="where the datasets live on this machine (default: the record's)")
+    p.add_argument("--device", help="auto | cpu | cuda[:N] (default: the record's)")
+    p.add_argument("--tolerance", type=float, default=0.0,
+                   help="largest accepted difference in U/S/H/ZSL percentage points (default 0: identical)")
+    p.add_argument("--append", action="store_true", help="append the new record to the store as well")
+    p.add_argument("--json", action="store_true", help="print the comparison as one JSON object on the last line")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def find_record(records: list[dict], key: str, store: Path) -> dict:
+    """The latest record whose id is ``key`` (or starts with it, when that is unique)."""
+    from extract.common import ZsgmError
+
+    ids = list(dict.fromkeys(r["id"] for r in records if "id" in r))
+    if key in ids:
+        match = key
+    else:
+        hits = [i for i in ids if i.startswith(key)]
+        if len(hits) > 1:
+            raise ZsgmError(f"record id '{key}' is ambiguous in {store}: {', '.join(hits[:5])}"
+                            f"{' ...' if len(hits) > 5 else ''}; give more of it")
+        if not hits:
+            close = difflib.get_close_matches(key, ids, n=3, cutoff=0.5)
+            hint = f" Closest: {', '.join(close)}." if close else ""
+            raise ZsgmError(f"no record with id '{key}' in {store} ({len(ids)} ids stored).{hint} "
+                            f"List them with `zsgm results`")
+        match = hits[0]
+    return [r for r in records if r.get("id") == match][-1]
+
+
+def config_of(record: dict, data_root: str | None, device: str | None):
+    """The record's RunConfig, with hyper-parameters pinned to the recorded ones where the
+    shipped defaults have changed since (so that the rerun computes what the record computed)."""
+    from extract.common import ZsgmError
+    from pipelines.config import RunConfig
+    from pipelines.gzsl import resolve_hp
+
+    if not isinstance(record.get("config"), dict):
+        raise ZsgmError(f"record {record.get('id')} stores no config; it cannot be re-run")
+    cfg = RunConfig.from_dict(dict(record["config"]), f"record {record['id']}")
+    if data_root:
+        cfg.data_root = data_root
+    if device:
+        cfg.device = device
+    pinned: dict = {}
+    stored = record.get("hp")
+    if isinstance(stored, dict):
+        now = resolve_hp(cfg)
+        derived = ("noise", "clf")  # set by resolve_hp from other config fields, not defaults
+        changed = {k: v for k, v in stored.items() if k in now and now[k] != v and k not in derived}
+        gone = sorted(k for k in stored if k not in now and k not in derived)
+        if gone:
+            log.warning("hyper-parameter(s) %s of this record no longer exist; the rerun may differ", gone)
+        if changed:
+            log.warning("hyper-parameter defaults changed since this record (%s); re-running with the recorded "
+                        "values", ", ".join(f"{k}: {now.get(k)!r} -> {v!r}" for k, v in sorted(changed.items())))
+            cfg.hp = {**cfg.hp, **changed}
+            pinned = changed
+    return cfg, pinned
+
+
+def compare(old: dict, new: dict, tolerance: float) -> dict[str, dict]:
+    out = {}
+    for k in COMPARED:
+        a, b = old.get(k), new.get(k)
+        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and k in ("U", "S", "H", "zsl"):
+            ok = abs(float(a) - float(b)) <= tolerance
+        else:
+            ok = a == b
+        out[k] = {"recorded": a, "rerun": b, "match": bool(ok)}
+    return out
+
+
+def run(args) -> int:
+    from evaluate.records import append_record, default_store, read_records
+    from extract.common import ZsgmError, versions
+    from pipelines.gzsl import run_gzsl
+
+    store = Path(args.store) if args.store else default_store()
+    if not store.is_file():
+        raise ZsgmError(f"results store {store} does not exist; pass --store FILE or set $ZSGM_RESULTS")
+    record = find_record(read_records(store), args.record_id, store)
+    if record.get("status", "ok") not in ("ok", "collapsed"):
+        log.warning("record %s has status '%s'; re-running it anyway", record["id"], record.get("status"))
+    cfg, pinned = config_of(record, args.data_root, args.device)
+    now = versions()
+    then = record.get("versions") or {}
+    moved = {k: (then.get(k), now.get(k)) for k in sorted(set(then) | set(now)) if then.get(k) != now.get(k)}
+    if moved:
+        log.warning("versions differ from the record's (%s): numbers may differ in the last digits",
+                    ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()))
+    with tempfile.TemporaryDirectory(prefix="zsgm-rerun-") as tmp:
+        new = run_gzsl(cfg, store=Path(tmp) / "runs.jsonl", runs_dir=Path(tmp) / "runs",
+                       progress=not args.no_progress)
+    new["rerun_of"] = record["id"]
+    if args.append:
+        append_record(new, store)
+    fields = compare(record, new, args.tolerance)
+    match = all(f["match"] for f in fields.values())
+    print(f"rerun of {record['id']} ({record.get('dataset')}, {record.get('model')}+{record.get('classifier')}, "
+          f"seed {record.get('seed')}):")
+    for k, f in fields.items():
+        print(f"  {k:<6} recorded {f['recorded']!s:>8}  rerun {f['rerun']!s:>8}  {'same' if f['match'] else 'DIFFERS'}")
+    print("numbers match" if match else "numbers DIFFER" + (" (versions differ too)" if moved else ""))
+    if args.json:
+        print(json.dumps({"id": record["id"], "match": match, "fields": fields, "pinned_hp": pinned,
+                          "versions_changed": {k: list(v) for k, v in moved.items()}, "new_id": new["id"]},
+                         default=str))
+    return 0 if match else 1
