@@ -7,6 +7,7 @@ without importing each other.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import difflib
 import hashlib
 import json
@@ -33,6 +34,39 @@ def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ZsgmError:
     close = difflib.get_close_matches(name, known, n=1)
     hint = f" Did you mean '{close[0]}'?" if close else ""
     return ZsgmError(f"unknown {kind} '{name}'.{hint} Known: {', '.join(known)}")
+
+
+# ---------------------------------------------------------------- registries
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    name: str
+    cls: type
+    description: str
+
+
+class Registry(dict):
+    """Name → Entry, filled by a ``@registry.register(name, description)`` class decorator.
+
+    One small registry each for generative models and final classifiers (the timm way)."""
+
+    def __init__(self, kind: str):
+        super().__init__()
+        self.kind = kind
+
+    def register(self, name: str, description: str):
+        def deco(cls: type) -> type:
+            if name in self:
+                raise ValueError(f"{self.kind} '{name}' registered twice")
+            self[name] = Entry(name, cls, description)
+            cls.name = name
+            return cls
+
+        return deco
+
+    def get_entry(self, name: str) -> Entry:
+        if name not in self:
+            raise unknown_name_error(self.kind, name, self)
+        return self[name]
 
 
 # ---------------------------------------------------------------- atomic files

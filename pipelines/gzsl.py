@@ -72,19 +72,26 @@ def load_featureset(cfg: RunConfig) -> FeatureSet:
     return load_benchmark(cfg.data, cfg.data_root)
 
 
+def dataset_config(cfg: RunConfig) -> dict:
+    """``configs/datasets/<data>.yaml``: budgets that suit a dataset (``hp:``, ``clf_hp:``)."""
+    path = CONFIG_DIR / "datasets" / f"{cfg.data}.yaml"
+    return load_yaml(path) if path.is_file() else {}
+
+
 def resolve_hp(cfg: RunConfig) -> dict:
+    """Shared defaults < the family's YAML < the dataset's YAML < the run's overrides."""
     hp = model_defaults(cfg.model)
-    ds_file = CONFIG_DIR / "datasets" / f"{cfg.data}.yaml"
-    if ds_file.is_file():
-        hp.update(load_yaml(ds_file).get("hp", {}))
-    unknown = sorted(set(cfg.hp) - set(hp) - {"ridge_lambda", "ridge_spread"})
-    if unknown and not set(unknown) <= set(model_defaults(cfg.model)):
+    hp.update(dataset_config(cfg).get("hp", {}))
+    unknown = sorted(set(cfg.hp) - set(hp))
+    if unknown:
         raise ZsgmError(f"unknown hyper-parameter(s) {unknown} for model '{cfg.model}'; "
                         f"known: {', '.join(sorted(hp))}")
     hp.update(cfg.hp)
     if cfg.epochs:
         hp["epochs"] = int(cfg.epochs)
     hp["noise"] = bool(cfg.noise)
+    # The dataset's classifier budgets are keyed by classifier name (their options differ).
+    hp["clf"] = {**dataset_config(cfg).get("clf_hp", {}).get(cfg.classifier, {}), **cfg.clf_hp}
     return hp
 
 
@@ -145,7 +152,7 @@ def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict) -> Scores:
     # Classifiers work in the problem's own class indices 0..k-1.
     local = torch.full((n_all,), -1, dtype=torch.long, device=x.device)
     local[prob.classes] = torch.arange(len(prob.classes), device=x.device)
-    clf = build_classifier(cfg.classifier, cfg.clf_hp, device=x.device)
+    clf = build_classifier(cfg.classifier, hp.get("clf", cfg.clf_hp), device=x.device)
     clf.fit(x, local[y], len(prob.classes), prob.attributes[prob.classes], seen_mask[prob.classes])
 
     def full(xe):
