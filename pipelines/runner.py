@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import logging
 import os
 import tempfile
@@ -26,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from evaluate.records import append_record, finished_ids, latest_by_id, read_records
-from extract.common import PROJECT_ROOT, ZsgmError, versions
+from extract.common import PROJECT_ROOT, ZsgmError, stable_hash, versions
 from pipelines.grid import Cell, Plan, annotate_missing, feature_cache
 
 log = logging.getLogger("zsgm.runner")
@@ -212,14 +213,23 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
         log.info("%s: %d extraction cell(s) first", plan.name, len(extracts))
         executor.map(extracts, fn_spec, runs, on_extract)
         annotate_missing(plan)  # features now built; failed ones keep what they lack
+    latest = latest_by_id(read_records(store))
     todo: list[Cell] = []
     for cell in plan.gzsl_cells:
-        if cell.id in done:
+        if cell.id in done and stale_defaults(cell, latest[cell.id]):
+            log.info("re-running %s: its model/dataset defaults changed since the stored record", cell.describe())
+            todo.append(cell)
+        elif cell.id in done:
             summary.skipped += 1
-        elif cell.missing or any(n in failed_extracts for n in cell.needs):
+        elif broken := [n for n in cell.needs if n in failed_extracts]:
+            # Recorded as failed (and retried on resume) so that the table says so.
+            error = RuntimeError(f"its extraction cell {broken[0]} failed: {failed_extracts[broken[0]]}")
+            append_record(failed_record(cell, error, 0.0, time.strftime("%Y-%m-%dT%H:%M:%S%z")), store)
+            summary.failed += 1
+            summary.errors[cell.id] = str(error)
+        elif cell.missing:
             summary.missing += 1
-            log.info("n/a %s: missing %s", cell.describe(),
-                     "; ".join(cell.missing) or "features (extraction failed)")
+            log.info("n/a %s: missing %s", cell.describe(), "; ".join(cell.missing))
         else:
             todo.append(cell)
     log.info("%s: %d cell(s) to run, %d already done, %d n/a", plan.name, len(todo), summary.skipped,
@@ -246,6 +256,25 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
         executor.map(todo, fn_spec, runs, on_gzsl)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def stale_defaults(cell: Cell, record: dict) -> bool:
+    """True when the hyper-parameters a cell would resolve now (shared < family < dataset YAML
+    < overrides) differ from those its stored record ran with.
+
+    The run id hashes the RunConfig only, so without this check a change of a default in
+    configs/models/*.yaml would leave old numbers standing as if they were current.
+    """
+    if "hp" not in record:
+        return False
+    try:
+        from pipelines.config import RunConfig
+        from pipelines.gzsl import resolve_hp
+
+        now = resolve_hp(RunConfig.from_dict(cell.params))
+    except Exception:  # a config that cannot resolve fails when it runs, not here
+        return False
+    return stable_hash(json.loads(json.dumps(now, default=str))) != stable_hash(record["hp"])
 
 
 def plan_rows(plan: Plan, records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:

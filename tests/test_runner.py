@@ -74,6 +74,15 @@ def test_demo_grid_end_to_end_then_resume(results: Path, capsys) -> None:
     assert (summary.ran, summary.skipped) == (0, 12)
     assert (results / "runs.jsonl").read_text() == before
 
+    # A record made with other defaults (say configs/models/cramer.yaml changed since) is stale: re-run.
+    from evaluate.records import append_record
+
+    old = next(r for r in records if r["model"] == "cramer")
+    append_record({**old, "hp": {**old["hp"], "lr": 0.5}}, results / "runs.jsonl")
+    summary = run_plan(plan, LocalExecutor(1), store=results / "runs.jsonl")
+    assert (summary.ran, summary.skipped) == (1, 11)
+    assert read_records(results / "runs.jsonl")[-1]["hp"] == old["hp"]
+
     # zsgm results lists the stored rows, filtered.
     capsys.readouterr()
     assert main(["results", "--filter", "model=cramer", "--filter", "seed=1", "--format", "json"]) == 0
@@ -230,3 +239,31 @@ tables: [{{name: bb, rows: [backbone, pretrained], columns: [dataset], metrics: 
     assert rec["n_classes"] == FeatureSet.load(cache).n_classes >= 2
     # Resume: the cache exists and the record is stored, so nothing runs again.
     assert run_plan(load_experiment(str(exp)), LocalExecutor(1), store=results / "runs.jsonl").ran == 0
+
+
+def test_failed_extraction_fails_its_gzsl_cells(results: Path, tmp_path, monkeypatch) -> None:
+    from extract.common import shared_data_root
+
+    root = shared_data_root()
+    if root is None or not (root / "FLO" / "images").is_dir():
+        pytest.skip("the shared FLO images (../shared/data or $ZSGM_DATA) are absent")
+    import extract.job
+
+    monkeypatch.setattr(extract.job, "PROJECT_ROOT", tmp_path)
+    exp = tmp_path / "bad_extract.yaml"
+    exp.write_text(f"""
+base: {{model: ridge, classifier: prototype, data_root: {root}}}
+grid: {{data: [flo]}}
+backbones: {{names: [resnet18], weights: [scratch]}}
+extract: {{dtype: float8}}
+seeds: 2
+""")
+    plan = load_experiment(str(exp))
+    summary = run_plan(plan, LocalExecutor(1), store=results / "runs.jsonl")
+    assert (summary.ran, summary.failed) == (1, 3)      # the extraction ran and failed; 2 GZSL cells failed with it
+    recs = read_records(results / "runs.jsonl")
+    assert len(recs) == 2 and all(r["status"] == "failed" and "float8" in r["error"] for r in recs)
+    from pipelines.verbs.tables import write_tables
+
+    md = write_tables(plan, recs, results / "tables")[0]
+    assert "failed (×2)" in md
