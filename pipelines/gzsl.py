@@ -186,9 +186,11 @@ class Attempt:
 
 
 def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: int, ckpt: Path, tune_gamma: bool,
-                      progress: bool, desc: str) -> tuple[Engine, dict]:
+                      progress: bool, desc: str, evaluate: bool = True) -> tuple[Engine, dict]:
     """Train with an epoch callback that scores ``prob`` every ``eval_every`` epochs;
-    returns the engine and the best evaluation (epoch, γ, metrics)."""
+    returns the engine and the best evaluation (epoch, γ, metrics). With ``evaluate`` False
+    (a retraining on trainval, a fixed budget) nothing is scored during training: no test
+    image is looked at before the one final evaluation, and no early stop can read it."""
     engine = Engine(cfg.model, prob.train.features.shape[1], prob.attributes.shape[1], hp, device)
     engine.resume(ckpt)
     best: dict = {}
@@ -211,7 +213,7 @@ def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: i
             out["stop"] = True
         return out
 
-    engine.fit(prob.train, epochs, on_epoch, checkpoint=ckpt, progress=progress, desc=desc)
+    engine.fit(prob.train, epochs, on_epoch if evaluate else None, checkpoint=ckpt, progress=progress, desc=desc)
     return engine, best
 
 
@@ -252,7 +254,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
             prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
                                 cfg.normalise, device)
             engine, _ = _train_and_select(cfg, hp, prob, device, final_epochs, run_dir / f"final_{attempt}.pt",
-                                          False, progress, f"{cfg.model} final")
+                                          False, progress, f"{cfg.model} final", evaluate=False)
             s = classify(engine, prob, cfg, hp)
             gamma, res = score(s, prob, gamma)
             collapsed = val["U"] <= float(hp["collapse_threshold"])
@@ -262,7 +264,8 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
             oracle = selection == "oracle"
             epochs = int(hp["epochs"])
             engine, best = _train_and_select(cfg, hp, prob, device, epochs, run_dir / f"{selection}_{attempt}.pt",
-                                             oracle and cfg.calibrate, progress, f"{cfg.model} {selection}")
+                                             oracle and cfg.calibrate, progress, f"{cfg.model} {selection}",
+                                             evaluate=oracle)
             if oracle:
                 # The seed's rule: the numbers of the epoch that scored best on test.
                 final_epochs, gamma = int(best["epoch"]), float(best["gamma"])

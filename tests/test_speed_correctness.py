@@ -208,14 +208,22 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
 
     orig_select = gzsl._train_and_select
 
-    def select(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc):
+    def select(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw):
         events.append(("select_start", desc))
-        engine, best = orig_select(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc)
+        engine, best = orig_select(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw)
         events.append(("select_end", desc, len(engine.history), dict(best)))
         return engine, best
 
+    orig_classify = gzsl.classify
+
+    def classify(engine, prob, cfg, hp):
+        on_test = bool(set(prob.eval_unseen[1].tolist()) & set(fs.labels[fs.test_unseen_loc].tolist()))
+        events.append(("classify", "test" if on_test else "val", engine.epoch))
+        return orig_classify(engine, prob, cfg, hp)
+
     monkeypatch.setattr(FeatureSet, "take", take)
     monkeypatch.setattr(gzsl, "_train_and_select", select)
+    monkeypatch.setattr(gzsl, "classify", classify)
     cfg = RunConfig(features=str(path), data="planted", model="cramer", classifier="softmax", epochs=6,
                     hp={"hidden": 32, "n_synth": 10, "patience": 1, "cls_pretrain_epochs": 2},
                     clf_hp={"epochs": 3, "min_steps": 0}, eval_every=1, max_reseeds=0)
@@ -229,9 +237,15 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
     for e in events[:first_test]:
         if e[0] == "take":
             assert not (e[1] & test_idx)
-    # the final retraining uses the epoch chosen on validation, fixed before any test read
+    # the final retraining uses the epoch chosen on validation, fixed before any test read, and
+    # trains exactly that long: nothing scores test images during it (no early stop can read them)
     chosen = events[val_end][3]["epoch"]
     assert rec["epochs"] == chosen
+    test_scorings = [e for e in events if e[0] == "classify" and e[1] == "test"]
+    assert len(test_scorings) == 1 and test_scorings[0][2] == chosen, test_scorings
+    assert all(e[1] == "val" for e in events[:val_end] if e[0] == "classify")
+    history = json.loads((tmp_path / "runs" / cfg.run_id() / "history.json").read_text())
+    assert len(history) == chosen and not any("eval_H" in h for h in history)
 
 
 # ---------------------------------------------------------------- the bench smoke
