@@ -76,6 +76,7 @@ class Engine:
         self.class_map: torch.Tensor | None = None
         self.epoch = 0
         self.history: list[dict] = []
+        self.att_scale: torch.Tensor | None = None  # per-attribute spread: the unit of attribute noise
         self.stopped = False  # early-stopped: a resumed run must not train on
         self.seconds = 0.0   # training time (epochs only)
         self.wall = 0.0      # training + epoch-callback (evaluation) time: what time-to-result is read from
@@ -101,7 +102,17 @@ class Engine:
 
     # ------------------------------------------------------------ helpers
     def _noisy(self, att: torch.Tensor, std: float) -> torch.Tensor:
-        return att + std * torch.randn_like(att) if std > 0 else att
+        return att + std * self._noise_unit(att) * torch.randn_like(att) if std > 0 else att
+
+    def _noise_unit(self, att: torch.Tensor) -> torch.Tensor | float:
+        """Attribute noise is measured in units of each attribute's spread across classes, so
+        that one σ means the same for L2-normalised 312-d CUB attributes and 0..1 SUN ones
+        (``noise_relative: false`` keeps raw units)."""
+        if not self.hp.get("noise_relative", True):
+            return 1.0
+        if self.att_scale is None:
+            self.att_scale = att.std(0).clamp_min(1e-8) if att.shape[0] > 1 else torch.ones_like(att[0])
+        return self.att_scale
 
     def _batch(self, data: TrainData, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         idx = torch.randint(0, data.features.shape[0], (size,), device=self.device)
@@ -194,6 +205,8 @@ class Engine:
     def fit(self, data: TrainData, epochs: int, on_epoch: EpochCallback | None = None,
             checkpoint: str | Path | None = None, progress: bool = True, desc: str = "") -> "Engine":
         data = data.to(self.device)
+        if self.att_scale is None:
+            self.att_scale = data.attributes.float().std(0).clamp_min(1e-8)  # every class's semantics
         if self.family.closed_form:
             if self.epoch == 0:
                 self.family.fit_closed_form(data.features, data.attributes[data.labels])
@@ -207,6 +220,7 @@ class Engine:
         self._prepare_regulariser(data)
         bar = tqdm(range(self.epoch, epochs), total=epochs, initial=self.epoch, disable=not progress,
                    desc=desc or self.model, unit="ep", leave=False)
+        last_save = float("-inf")
         for _ in bar:
             t0 = time.perf_counter()
             logs = self.train_epoch(data)
@@ -222,8 +236,12 @@ class Engine:
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()
                              if k.startswith("loss_") or k in ("val_H", "H")})
             self.stopped = stop  # saved with the epoch, so that a kill cannot separate the two
-            if checkpoint:
+            # A checkpoint after the first epoch, then at most every ``checkpoint_seconds`` and at
+            # the end: on small data an epoch can cost less than writing the checkpoint.
+            due = time.perf_counter() - last_save >= float(self.hp.get("checkpoint_seconds", 30))
+            if checkpoint and (due or stop or self.epoch >= epochs):
                 self.save(checkpoint)
+                last_save = time.perf_counter()
             if stop:
                 log.info("%s: early stop after epoch %d", self.model, self.epoch)
                 break
@@ -245,7 +263,7 @@ class Engine:
             k = int(round(n_per_class * noise_fraction))
             mask = (torch.arange(n_per_class, device=self.device) < k).repeat(att.shape[0]).unsqueeze(1)
             eps = torch.randn(rows.shape, device=self.device, generator=gen)
-            rows = rows + noise_std * eps * mask
+            rows = rows + noise_std * self._noise_unit(att) * eps * mask
         with self._autocast():
             out = torch.cat([fam.sample(rows[i:i + chunk], gen).float() for i in range(0, rows.shape[0], chunk)]) \
                 if rows.shape[0] else torch.empty(0, fam.feature_dim, device=self.device)
@@ -260,7 +278,7 @@ class Engine:
             "opt_g": self.opt_g.state_dict() if self.opt_g else None,
             "opt_c": self.opt_c.state_dict() if self.opt_c else None,
             "seen_clf": self.seen_clf.state_dict() if self.seen_clf is not None else None,
-            "class_map": self.class_map, "rng": rng_state(),
+            "class_map": self.class_map, "att_scale": self.att_scale, "rng": rng_state(),
         }
 
     def generator_snapshot(self) -> dict:
@@ -283,6 +301,8 @@ class Engine:
             self.class_map = state["class_map"].to(self.device)
         self.epoch, self.seconds, self.history = state["epoch"], state["seconds"], list(state["history"])
         self.stopped = bool(state.get("stopped", False))
+        if state.get("att_scale") is not None:
+            self.att_scale = state["att_scale"].to(self.device)
         self.wall = float(state.get("wall", self.seconds))
         set_rng_state(state["rng"])
 
