@@ -31,8 +31,11 @@ class ZsgmError(Exception):
 def unknown_name_error(kind: str, name: str, known: Iterable[str]) -> ZsgmError:
     """An error for an unknown registry name, listing the known ones and the closest match."""
     known = sorted(known)
-    close = difflib.get_close_matches(name, known, n=1)
+    close = difflib.get_close_matches(name, known, n=8)
     hint = f" Did you mean '{close[0]}'?" if close else ""
+    if len(known) > 30:  # e.g. timm's models: the closest ones, not a page of names
+        return ZsgmError(f"unknown {kind} '{name}'.{hint} Closest known: "
+                         f"{', '.join(close) or ', '.join(known[:8])} (of {len(known)})")
     return ZsgmError(f"unknown {kind} '{name}'.{hint} Known: {', '.join(known)}")
 
 

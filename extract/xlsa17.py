@@ -184,7 +184,8 @@ def read_features_file(path: str | Path, spec: DatasetSpec | None = None):
     if not np.all(np.equal(np.mod(lab, 1), 0)):
         raise ZsgmError(f"{path}: 'labels' holds non-integer (or NaN/inf) values; expected 1-based class numbers")
     if lab.min() < 1:
-        raise ZsgmError(f"{path}: 'labels' hold {lab.min()}, but xlsa17 labels are 1-based class numbers")
+        raise ZsgmError(f"{path}: 'labels' hold {lab.min()}, but xlsa17 labels are 1-based class numbers; "
+                        f"was it saved 0-based? add 1 to every label")
     files = _names(m["image_files"]) if "image_files" in m else []
     dtypes = {"features": str(feats.dtype), "labels": str(labels.dtype)}
     return feats.T, lab.astype(np.int64) - 1, files, dtypes

@@ -89,7 +89,10 @@ def load_yaml(path: str | Path) -> dict:
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise ZsgmError(f"{path}: invalid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ZsgmError(f"{path}: invalid YAML{where}: {what}; fix the file") from exc
     if not isinstance(data, dict):
         raise ZsgmError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
     return data

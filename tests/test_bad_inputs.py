@@ -279,7 +279,7 @@ NAME_ROWS = [
     ("unknown dataset (extract)", ["extract", "--backbone", "resnet10t", "--data", "flowers"],
      ["unknown dataset 'flowers'", "known:", "flo"]),
     ("unknown backbone", ["extract", "--backbone", "resnet10", "--data", "cub"],
-     ["unknown backbone", "'resnet10'", "did you mean", "known:"]),
+     ["unknown backbone", "'resnet10'", "did you mean 'resnet10t'", "closest known"]),
     ("unknown hyper-parameter", ["gzsl", "--set", "hiden=64"], ["unknown hyper-parameter", "hiden", "hidden"]),
     ("--set without =", ["gzsl", "--set", "hidden"], ["--set", "KEY=VALUE"]),
     ("epochs < 1", ["gzsl", "--epochs", "0"], ["epochs must be >= 1", "0"]),
@@ -296,7 +296,7 @@ def test_unknown_names(capsys, tmp_path, monkeypatch, name, args, words):
 
 # ---------------------------------------------------------------- YAML configs
 YAML_ROWS = [
-    ("invalid YAML", "grid: {model: [cramer\nseeds: 1\n", ["bad.yaml", "invalid YAML"]),
+    ("invalid YAML", "grid: {model: [cramer\nseeds: 1\n", ["bad.yaml", "invalid YAML at line 2", "fix the file"]),
     ("not a mapping", "- cramer\n- wgan\n", ["bad.yaml", "mapping"]),
     ("unknown top-level key", "grid: {model: [cramer]}\nseed: 3\n", ["bad.yaml", "unknown key", "seed", "known"]),
     ("unknown run key", "base: {data: demo, epocs: 3}\ngrid: {model: [cramer]}\n", ["unknown key", "epocs"]),
