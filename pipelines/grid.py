@@ -170,9 +170,15 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
             raise ZsgmError(f"{source}: '{bad}' cannot be a grid axis; use 'seeds:' for seeds and --set for "
                             f"data_root/device")
     sets = sets or {}
-    base = _merge(doc.get("base") or {}, sets)
     # A --set of a grid axis pins that axis (e.g. --set model=cramer runs one model).
     axes = {k: _axis_values(k, sets[k] if k in sets else v, source) for k, v in grid.items()}
+    # A list given on the command line for any other field makes it an axis too (--set model=[cramer,wgan]),
+    # unless variants set that field: then it only chooses among the variants (see _variants).
+    variant_keys = {k for v in (doc.get("variants") or []) if isinstance(v, dict) for k in (v.get("set") or {})}
+    axes.update({k: _axis_values(k, v, source) for k, v in sets.items()
+                 if isinstance(v, list) and k not in axes and k not in variant_keys})
+    fixed = {k: v for k, v in sets.items() if k not in axes and not (isinstance(v, list) and k in variant_keys)}
+    base = _merge(doc.get("base") or {}, fixed)
     seed_list = _seeds(seeds if seeds is not None else doc.get("seeds", 1), f"{source}: seeds")
     variants = _variants(doc.get("variants"), source, sets, doc.get("base") or {})
     backbones = _backbones(doc.get("backbones"), source)
@@ -187,7 +193,7 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
             for bb in backbones:
                 for seed in seed_list:
                     # Command-line overrides win over the grid and the variants.
-                    params = _merge(_merge(_merge(base, dict(zip(names, combo))), vset), sets)
+                    params = _merge(_merge(_merge(base, dict(zip(names, combo))), vset), fixed)
                     labels = {"variant": vname} if vname is not None else {}
                     needs: list[str] = []
                     if bb is not None:

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Callable
 
 from evaluate.records import append_record, finished_ids, latest_by_id, read_records
-from extract.common import PROJECT_ROOT, ZsgmError, stable_hash, versions
+from extract.common import ZsgmError, stable_hash, versions
 from pipelines.grid import Cell, Plan, annotate_missing, feature_cache
 
 log = logging.getLogger("zsgm.runner")
@@ -181,9 +181,10 @@ def make_executor(executor: str | None = None, jobs: int = 1):
 
 # ---------------------------------------------------------------- the grid
 def default_runs_dir() -> Path:
+    """``runs/`` beside the results folder (the project's ``runs/`` by default), as run_gzsl uses."""
     from evaluate.records import results_dir
 
-    return results_dir().parent / "runs" if os.environ.get("ZSGM_RESULTS") else PROJECT_ROOT / "runs"
+    return results_dir().parent / "runs"
 
 
 def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: Path | None = None,

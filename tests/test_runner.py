@@ -157,6 +157,13 @@ def test_set_pins_variants_without_relabelling_them() -> None:
     assert len(only.cells) == 5 and all(c.params["epochs"] == 2 for c in only.cells)
     demo = load_experiment("demo", seeds=1, sets={"classifier": "softmax", "clf_hp": {"epochs": 3}})
     assert {(c.params["classifier"], c.params["clf_hp"]["epochs"]) for c in demo.cells} == {("softmax", 3)}
+    two = load_experiment("tricks", seeds=1, sets={"model": ["cramer", "wgan"], "data": "cub"})
+    assert {(c.labels["variant"], c.params["model"]) for c in two.cells} == {
+        ("all three tricks", "cramer"), ("− Cramér critic (WGAN-GP)", "wgan"), ("− attribute noise", "cramer"),
+        ("− prototype classifier (softmax)", "cramer")}
+    models = load_experiment("models", seeds=1, sets={"model": ["cramer", "ridge"], "classifier": ["softmax", "knn"]})
+    assert {(c.params["model"], c.params["classifier"]) for c in models.cells} == {
+        ("cramer", "softmax"), ("cramer", "knn"), ("ridge", "softmax"), ("ridge", "knn")}
     with pytest.raises(ZsgmError, match="no variant agrees"):
         load_experiment("demo", sets={"classifier": "knn"})
 
