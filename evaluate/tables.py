@@ -172,7 +172,7 @@ def _caption(table: Table) -> str:
     if len(table.col_keys) == 1 and spec.columns:
         parts.append(", ".join(f"{FIELD_NAMES.get(k, k)} {_show(spec, v)}" for k, v in zip(spec.columns, table.col_keys[0])))
     parts.append("; ".join(f"Selection: {s} — {SELECTION_CAPTIONS.get(s, s)}" for s in selections))
-    parts.append(f"per-class mean accuracy in %, mean ± std over seeds (n = seeds); "
+    parts.append(f"Per-class mean accuracy in %, mean ± std over seeds (n = seeds); "
                  f"{BEST} best, {SECOND} second per column"
                  + (" among non-oracle rows" if "oracle" in selections and len(selections) > 1 else ""))
     if any(s.collapsed for s in table.cells.values()):
