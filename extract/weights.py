@@ -147,7 +147,10 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ZsgmError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {exc}); "
+        text = str(exc).strip()
+        detail = ("not a tensors-only file; zsgm never unpickles other objects" if "Weights only load failed" in text
+                  else text.splitlines()[0][:200] if text else "")  # one line, not torch's advice to unpickle
+        raise ZsgmError(f"{path}: not a readable checkpoint ({type(exc).__name__}: {detail}); "
                         f"download it again or pass another --weights file") from exc
     for key in ("state_dict_ema", "model_ema", "state_dict", "model"):
         if isinstance(sd, dict) and isinstance(sd.get(key), dict):
