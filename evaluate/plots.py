@@ -96,7 +96,10 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     import textwrap
 
     plt = _pyplot()
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    evals = any(isinstance(h.get("eval_H"), (int, float)) for h in history)
+    # A run that scored nothing while training (a retraining, a fixed budget) gets the losses alone.
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 5.5, 3.6), squeeze=False)
+    left, right = axes[0][0], (axes[0][1] if evals else None)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     skip = {"epoch", "seconds", "time", "wall", "stop", "lr"}  # clocks and flags, not losses
     losses = sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float)) and k not in skip
@@ -110,6 +113,11 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     if losses:
         left.legend(fontsize=7)
     left.grid(alpha=0.3)
+    if right is None:
+        left.xaxis.set_major_locator(_integer_ticks())
+        if title:
+            fig.suptitle(title, fontsize=10)
+        return _save(fig, Path(path))
     for k, style in (("eval_U", "--"), ("eval_S", ":"), ("eval_H", "-")):
         pts = [(e, h[k]) for e, h in zip(epochs, history) if isinstance(h.get(k), (int, float))]
         if pts:
@@ -117,16 +125,20 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     right.set_xlabel("epoch")
     right.set_ylabel("accuracy (%)")
     right.set_title(textwrap.fill(eval_label, 55), fontsize=9)
-    from matplotlib.ticker import MaxNLocator
-
     for ax in (left, right):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.xaxis.set_major_locator(_integer_ticks())
     right.set_ylim(0, 100)
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
     if title:
         fig.suptitle(title, fontsize=10)
     return _save(fig, Path(path))
+
+
+def _integer_ticks():
+    from matplotlib.ticker import MaxNLocator
+
+    return MaxNLocator(integer=True)
 
 
 def curve_from_run(run_dir: str | Path) -> SeenUnseenCurve | None:

@@ -125,3 +125,27 @@ def test_store_helpers(tmp_path) -> None:
     assert out.read_text().splitlines()[0] == "id,model,H,status"
     md = export_records(recs, tmp_path / "r.md", columns=["model", "H"]).read_text()
     assert md.splitlines()[2] == "| cramer | 60.0 |"
+
+
+def test_plots_write_pngs(tmp_path) -> None:
+    pytest.importorskip("matplotlib", reason="the plots extra is not installed")
+    import numpy as np
+
+    from evaluate import plots
+    from evaluate.ausuc import seen_unseen_curve
+
+    def size(path) -> tuple[int, int]:
+        head = path.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+        return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+    bars = plots.h_bars(build_table(SPEC, RECORDS), tmp_path / "h.png")
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 6, 50)
+    curve = seen_unseen_curve(rng.normal(size=(50, 6)) + 2 * np.eye(6)[labels], labels, [0, 1, 2])
+    su = plots.seen_unseen({"a": curve}, tmp_path / "su.png", points={"a": (30.0, 60.0)})
+    hist = [{"epoch": e, "loss_critic": 1 / e, "wall": 3.0 * e} for e in range(1, 6)]
+    one = plots.training_curves(hist, tmp_path / "one.png")
+    two = plots.training_curves([dict(h, eval_U=10.0, eval_S=50.0, eval_H=16.7) for h in hist], tmp_path / "two.png")
+    assert all(min(size(p)) > 200 for p in (bars, su, one, two))
+    assert size(two)[0] > 1.5 * size(one)[0]      # the evaluation panel appears only when evaluations were logged

@@ -11,11 +11,11 @@ from pathlib import Path
 
 HELP = "run/resume an experiment grid (local processes or Ray) and render its comparison tables"
 log = logging.getLogger("zsgm.tables")
-# history.json holds the last training of a run; what its eval_* were measured on:
+# What the eval_* entries of history.json (the run's last training) were measured on:
 EVAL_LABELS = {
-    "validation": "test U / S / H per epoch of the final retrain (logged only; the epoch was chosen on validation)",
-    "oracle": "test U / S / H per epoch (ORACLE: the best of these was reported)",
-    "fixed": "test U / S / H per epoch (last epoch reported)",
+    "validation": "U / S / H per evaluation, as logged in history.json",
+    "oracle": "test U / S / H per evaluation (ORACLE: the best of these was reported)",
+    "fixed": "U / S / H per evaluation, as logged in history.json",
 }
 
 
