@@ -156,6 +156,16 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device(name)
 
 
+def adam(params, **kwargs) -> torch.optim.Adam:
+    """Adam with the fused kernel where torch has it: on CPU the default per-tensor update
+    costs more than the forward and backward passes of these small MLPs (measured ~8x)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError, ValueError):
+        return torch.optim.Adam(params, **kwargs)
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from extract.common import ZsgmError, atomic_torch_save, log, rng_state, set_rng_state
+from extract.common import adam, ZsgmError, atomic_torch_save, log, rng_state, set_rng_state
 from generate.registry import get
 from generate.seen_classifier import train_seen_classifier
 
@@ -68,9 +68,9 @@ class Engine:
         self.family = get(model).cls(feature_dim, att_dim, self.hp).to(self.device)
         betas = (float(hp.get("beta1", 0.5)), float(hp.get("beta2", 0.999)))
         lr = float(hp["lr"])
-        self.opt_g = torch.optim.Adam(self.family.generator_parameters(), lr=lr, betas=betas) \
+        self.opt_g = adam(self.family.generator_parameters(), lr=lr, betas=betas) \
             if not self.family.closed_form else None
-        self.opt_c = torch.optim.Adam(self.family.critic_parameters(), lr=float(hp.get("lr_critic", lr)),
+        self.opt_c = adam(self.family.critic_parameters(), lr=float(hp.get("lr_critic", lr)),
                                       betas=betas) if self.family.adversarial else None
         self.seen_clf: torch.nn.Module | None = None
         self.class_map: torch.Tensor | None = None

@@ -5,13 +5,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from extract.common import adam
+
 
 def train_seen_classifier(features: torch.Tensor, labels: torch.Tensor, n_classes: int, epochs: int = 20,
                           batch_size: int = 256, lr: float = 1e-3) -> nn.Linear:
     """A linear softmax classifier over the training classes, trained in large shuffled
     batches on device tensors, then frozen."""
     clf = nn.Linear(features.shape[1], n_classes).to(features.device)
-    opt = torch.optim.Adam(clf.parameters(), lr=lr, betas=(0.5, 0.999))
+    opt = adam(clf.parameters(), lr=lr, betas=(0.5, 0.999))
     n = features.shape[0]
     for _ in range(epochs):
         perm = torch.randperm(n, device=features.device)

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from extract.common import adam
+
 from evaluate.classifiers import register
 from evaluate.classifiers.base import train_minibatch
 
@@ -42,7 +44,7 @@ class PrototypeClassifier:
             seen_mask: torch.Tensor | None = None):
         self.att = attributes.to(x.device).float()
         self.net = PrototypeNet(self.att.shape[1], x.shape[1], self.hidden, self.scale).to(x.device)
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, weight_decay=self.wd)
+        opt = adam(self.net.parameters(), lr=self.lr, weight_decay=self.wd)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step), gamma=0.1)
         self.seen_mask = seen_mask
         self.losses = train_minibatch(self.net, lambda b: self.net(b, self.att), x, y, self.epochs,

@@ -4,6 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from extract.common import adam
+
 from evaluate.classifiers import register
 from evaluate.classifiers.base import train_minibatch
 
@@ -15,7 +17,7 @@ class SoftmaxClassifier:
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes=None, seen_mask=None):
         self.net = nn.Linear(x.shape[1], n_classes).to(x.device)
-        opt = torch.optim.Adam(self.net.parameters(), lr=self.lr, betas=(0.5, 0.999))
+        opt = adam(self.net.parameters(), lr=self.lr, betas=(0.5, 0.999))
         self.losses = train_minibatch(self.net, self.net, x, y, self.epochs, self.batch_size, opt,
                                       min_steps=self.min_steps)
         return self
