@@ -113,8 +113,15 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     if losses:
         left.legend(fontsize=7)
     left.grid(alpha=0.3)
+    if epochs and len(set(epochs)) < 3:  # one or two epochs: keep the ticks on whole epochs
+        for ax in (left, right):
+            if ax is not None:
+                ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
+                ax.set_xticks(sorted(set(epochs)))
+    few = len(set(epochs)) < 3
     if right is None:
-        left.xaxis.set_major_locator(_integer_ticks())
+        if not few:
+            left.xaxis.set_major_locator(_integer_ticks())
         if title:
             fig.suptitle(title, fontsize=10)
         return _save(fig, Path(path))
@@ -125,7 +132,7 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     right.set_xlabel("epoch")
     right.set_ylabel("accuracy (%)")
     right.set_title(textwrap.fill(eval_label, 55), fontsize=9)
-    for ax in (left, right):
+    for ax in (left, right) if not few else ():
         ax.xaxis.set_major_locator(_integer_ticks())
     right.set_ylim(0, 100)
     right.grid(alpha=0.3)
