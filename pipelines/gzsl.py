@@ -183,6 +183,7 @@ class Attempt:
     scores: Scores
     prob: Problem
     engine: Engine
+    val_history: list = field(default_factory=list)
 
 
 def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: int, ckpt: Path, tune_gamma: bool,
@@ -247,7 +248,8 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         if selection == "validation":
             vprob = make_problem(fs, split.fit, split.train_classes, split.val_classes, split.val_seen,
                                  split.val_unseen, cfg.normalise, device)
-            _, val = _train_and_select(cfg, hp, vprob, device, int(hp["epochs"]), run_dir / f"val_{attempt}.pt",
+            val_engine, val = _train_and_select(cfg, hp, vprob, device, int(hp["epochs"]),
+                                                run_dir / f"val_{attempt}.pt",
                                        cfg.calibrate, progress, f"{cfg.model} val")
             seed_everything(seed + 1)
             final_epochs, gamma = int(val["epoch"]), float(val["gamma"]) if cfg.calibrate else 0.0
@@ -334,6 +336,8 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
 def _save_run(run_dir: Path, record: dict, final: Attempt, fs: FeatureSet) -> None:
     """history.json (per-epoch losses and evaluations), per_class.json, scores.safetensors."""
     atomic_write_json(run_dir / "history.json", final.engine.history)
+    if final.val_history:  # the selection run's per-epoch losses and validation U/S/H
+        atomic_write_json(run_dir / "val_history.json", final.val_history)
     s, prob = final.scores, final.prob
     acc_s = per_class_accuracy((s.seen - final.gamma * s.seen_mask).argmax(1), prob.eval_seen[1])
     acc_u = per_class_accuracy((s.unseen - final.gamma * s.seen_mask).argmax(1), prob.eval_unseen[1])
