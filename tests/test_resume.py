@@ -37,7 +37,8 @@ def planted(path: Path) -> Path:
 def gzsl_cmd(features: Path) -> list[str]:
     return [sys.executable, "-m", "pipelines.cli", "gzsl", "--features", str(features), "--model", "cramer",
             "--classifier", "softmax", "--epochs", str(EPOCHS), "--set", "hidden=64", "--set", "n_synth=20",
-            "--set", "cls_pretrain_epochs=2", "--clf-set", "epochs=3", "--clf-set", "min_steps=0", "--no-progress", "--json"]
+            "--set", "cls_pretrain_epochs=2", "--set", "steps_per_epoch=10",
+            "--set", "checkpoint_seconds=0", "--clf-set", "epochs=3", "--clf-set", "min_steps=0", "--no-progress", "--json"]
 
 
 def env_for(results: Path) -> dict:
@@ -70,7 +71,7 @@ def kill_after_writes(proc: subprocess.Popen, watch: list[Path], writes: int, rn
                 seen[p] = m
                 count += 1
         if count >= writes:
-            time.sleep(rng.uniform(0, 0.3))
+            time.sleep(rng.uniform(0, 0.1))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             return True
@@ -247,7 +248,7 @@ def test_sigkilled_grid_resumes_to_the_same_records(tmp_path):
 
 
 # ---------------------------------------------------------------- engine checkpoints
-def test_resume_after_early_stop_stays_stopped(tmp_path):
+def test_resume_after_early_stop_stays_stopped(tmp_path, request):
     """A run that stopped early (patience) and is re-run must not train on past the stop."""
     from extract.common import seed_everything
     from generate.engine import Engine, TrainData
@@ -260,6 +261,9 @@ def test_resume_after_early_stop_stays_stopped(tmp_path):
     def stop_at_2(engine, epoch, logs):
         return {"stop": epoch == 2}
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny nets: spinning OpenMP threads only cost time on a shared box
+    request.addfinalizer(lambda: torch.set_num_threads(threads))
     seed_everything(0)
     first = Engine("cramer", 8, 5, hp).fit(data, 5, stop_at_2, checkpoint=tmp_path / "c.pt", progress=False)
     seed_everything(0)
