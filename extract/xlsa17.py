@@ -52,13 +52,19 @@ def _numeric(m: dict, key: str, path: Path, kinds: str = "iufb") -> np.ndarray:
     return arr
 
 
+def _integral(a: np.ndarray) -> bool:
+    """Every value a whole number (NaN and inf are not), without NumPy's warning on NaN."""
+    with np.errstate(invalid="ignore"):
+        return bool(np.all(np.equal(np.mod(a, 1), 0)))
+
+
 def _loc(m: dict, key: str, path: Path, n: int | None) -> np.ndarray:
     raw = _numeric(m, key, path, "iuf")
     if raw.ndim != 2 or 1 not in raw.shape:
         raise ZsgmError(f"{path}: '{key}' must be a column of 1-based indices, got shape {raw.shape}")
     if raw.size == 0:
         raise ZsgmError(f"{path}: '{key}' is empty")
-    if not np.all(np.equal(np.mod(raw, 1), 0)):
+    if not _integral(raw):
         raise ZsgmError(f"{path}: '{key}' holds non-integer indices")
     loc = raw.ravel().astype(np.int64)
     if loc.min() < 1:
@@ -181,7 +187,7 @@ def read_features_file(path: str | Path, spec: DatasetSpec | None = None):
     lab = labels.ravel()
     if lab.size == 0:
         raise ZsgmError(f"{path}: 'labels' is empty: the file holds no images")
-    if not np.all(np.equal(np.mod(lab, 1), 0)):
+    if not _integral(lab):
         raise ZsgmError(f"{path}: 'labels' holds non-integer (or NaN/inf) values; expected 1-based class numbers")
     if lab.min() < 1:
         raise ZsgmError(f"{path}: 'labels' hold {lab.min()}, but xlsa17 labels are 1-based class numbers; "
