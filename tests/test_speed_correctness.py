@@ -57,12 +57,13 @@ def test_batched_synthesis_equals_per_class_reference(model):
     eps = torch.randn(att.shape[0] * n, A_DIM, generator=g)
     z = torch.randn(att.shape[0] * n, eng.family.latent_dim, generator=g)
     k = int(round(n * frac))
+    unit = eng._noise_unit(att)  # noise is in units of each attribute's spread (the engine's convention)
     gen_net = eng.family.generator.eval()
     slow = []
     with torch.no_grad():
         for c in range(att.shape[0]):
             rows = att[c].repeat(n, 1)
-            rows[:k] += std * eps[c * n:c * n + k]
+            rows[:k] = rows[:k] + std * unit * eps[c * n:c * n + k]
             slow.append(gen_net(z[c * n:(c + 1) * n], rows))
     slow = torch.cat(slow)
     assert fast.shape == (att.shape[0] * n, D_DIM)
