@@ -295,7 +295,8 @@ def featureset_fingerprint(fs: FeatureSet) -> str:
     h = hashlib.sha256()
     for name, t in sorted(fs.tensors().items()):
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().data)
+        if t.numel():  # an empty tensor has no bytes to view (and a stride that cannot be viewed)
+            h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().data)
     return h.hexdigest()[:16]
 
 
