@@ -67,7 +67,7 @@ def best_gamma(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_unse
                ) -> tuple[float, GZSLResult]:
     """The calibration γ of ``grid`` with the best H (ties go to the γ closest to 0)."""
     if grid is None:
-        grid = torch.linspace(-1.0, 1.0, 41)  # negative γ favours seen classes (too many synthetic features)
+        grid = torch.linspace(0.0, 1.0, 21)  # Chao et al.: a penalty on seen classes only
     best = None
     for g in sorted(grid.tolist(), key=abs):
         res = gzsl_evaluate(scores_seen, labels_seen, scores_unseen, labels_unseen, seen_mask, g)
