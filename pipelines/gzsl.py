@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from evaluate.classifiers import build as build_classifier
+from evaluate.classifiers import CLASSIFIERS, build as build_classifier
 from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate, per_class_accuracy
 from evaluate.records import append_record, results_dir
 from evaluate.selection import validation_split
@@ -81,7 +81,8 @@ def dataset_config(cfg: RunConfig) -> dict:
 def resolve_hp(cfg: RunConfig) -> dict:
     """Shared defaults < the family's YAML < the dataset's YAML < the run's overrides."""
     hp = model_defaults(cfg.model)
-    hp.update(dataset_config(cfg).get("hp", {}))
+    ds = dataset_config(cfg)
+    hp.update(ds.get("hp", {}))
     unknown = sorted(set(cfg.hp) - set(hp))
     if unknown:
         raise ZsgmError(f"unknown hyper-parameter(s) {unknown} for model '{cfg.model}'; "
@@ -91,7 +92,7 @@ def resolve_hp(cfg: RunConfig) -> dict:
         hp["epochs"] = int(cfg.epochs)
     hp["noise"] = bool(cfg.noise)
     # The dataset's classifier budgets are keyed by classifier name (their options differ).
-    hp["clf"] = {**dataset_config(cfg).get("clf_hp", {}).get(cfg.classifier, {}), **cfg.clf_hp}
+    hp["clf"] = {**ds.get("clf_hp", {}).get(cfg.classifier, {}), **cfg.clf_hp}
     return hp
 
 
@@ -224,9 +225,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     get_model(cfg.model)  # unknown names fail before any work
-    from evaluate.classifiers import CLASSIFIERS
-    if cfg.classifier not in CLASSIFIERS:
-        build_classifier(cfg.classifier)
+    CLASSIFIERS.get_entry(cfg.classifier)  # likewise for the classifier
     fs = load_featureset(cfg)
     hp = resolve_hp(cfg)
     device = pick_device(cfg.device)
