@@ -48,7 +48,8 @@ class EngineConfig:
     def n_workers(self) -> int:
         if self.workers >= 0:
             return self.workers
-        return max(0, min(4, (os.cpu_count() or 1) - 1))
+        # all but one core, so that a GPU box's decoders keep up with its forward pass
+        return max(0, min(16, (os.cpu_count() or 1) - 1))
 
 
 class Interrupted(RuntimeError):

@@ -14,7 +14,11 @@ b. full runs, zsgm vs the field's loop — for each model × classifier pair the
 c. time to result — zsgm's honest default (validation selection, then retraining on
    trainval, one test evaluation): full-run wall time and time-to-H, the training +
    evaluation time until validation H is within 1 point of its final value.
-d. extraction throughput (``extract/bench.py``): pipeline vs bare forward.
+d. the bundled demo end to end: ``make gzsl`` as a fresh process, start-up included.
+e. extraction throughput (``extract/bench.py``): pipeline vs bare forward.
+
+Sections run in the order pairs (b, c), throughput (a), demo (d), extraction (e); the result
+files are rewritten after each, so that a run cut short keeps what it measured.
 
 Results go to ``bench/results/<date>-<host>.json`` and ``.md`` (written atomically).
 Timings on a shared machine are noisy: compare only ratios measured in one process.
@@ -62,8 +66,10 @@ class Budget:
     eval_every: int = 5                            # zsgm's validation cadence
     throughput_iters: int = 20                     # generator iterations timed per repeat
     ref_clf_epochs: int = 50                       # the field's fresh classifier, every epoch
+    ttr_epochs: int | None = None                  # epochs of the time-to-result runs (None: the model's own)
     backbones: tuple[str, ...] = ("tf_efficientnet_lite0", "convnext_tiny", "vit_base_patch16_224")
-    images: int = 64
+    images: int = 512
+    extract_batch: int = 64
 
 
 BUDGETS = {
@@ -72,11 +78,12 @@ BUDGETS = {
     # ~10 min and one prototype-classifier fit ~20 min (under load), so the CPU budget narrows the networks
     # and the synthetic set (the data stay CUB-sized) and compares 2 epochs.
     "cpu": Budget("cpu", hp={"hidden": 128, "n_synth": 20}, clf_hp={"prototype": {"hidden": 64}}, epochs=2,
-                  eval_every=2, throughput_iters=10, backbones=("tf_efficientnet_lite0",), images=32),
+                  eval_every=2, throughput_iters=10, ttr_epochs=2, backbones=("tf_efficientnet_lite0",), images=32,
+                  extract_batch=16),
     "quick": Budget("quick", counts=(560, 140, 300), n_classes=40, n_unseen=10, n_val=6, feature_dim=64,
                     hp={"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 2}, clf_hp={"prototype": {"hidden": 64}},
-                    epochs=2, eval_every=1, throughput_iters=3, ref_clf_epochs=5,
-                    backbones=("tf_efficientnet_lite0",), images=16),
+                    epochs=2, eval_every=1, throughput_iters=3, ref_clf_epochs=5, ttr_epochs=2,
+                    backbones=("tf_efficientnet_lite0",), images=16, extract_batch=8),
 }
 
 
@@ -89,10 +96,11 @@ class BenchConfig:
     tag: str = ""                     # appended to the result file name
     budget: str = "auto"              # auto: seed on CUDA, cpu on CPU (quick with --quick)
     epochs: int | None = None         # override the budget's compared epochs
+    ttr_epochs: int | None = None     # override the epochs of the time-to-result runs
     eval_every: int | None = None
     models: tuple[str, ...] = ("wgan", "cramer")
     classifiers: tuple[str, ...] = ("softmax", "prototype")
-    extraction: bool = True
+    sections: tuple[str, ...] = ("pairs", "throughput", "demo", "extraction")
     gpu_options: bool = True          # measure bf16 / compile on CUDA
     out_dir: Path | None = None
     seed: int = 0
@@ -108,6 +116,8 @@ class BenchConfig:
             b.epochs = int(self.epochs)
         if self.eval_every:
             b.eval_every = int(self.eval_every)
+        if self.ttr_epochs:
+            b.ttr_epochs = int(self.ttr_epochs)
         return b
 
 
@@ -252,8 +262,11 @@ def _run_ours(cfg: BenchConfig, budget: Budget, fs_path: Path, model: str, class
     from pipelines.config import RunConfig
     from pipelines.gzsl import run_gzsl
 
+    # The compared runs train the budget's capped epochs; a time-to-result run trains what the
+    # model would by default (the seed study's epochs at the seed budget).
+    epochs = budget.epochs if selection != "validation" else budget.ttr_epochs
     rc = RunConfig(features=str(fs_path), data="planted", model=model, classifier=classifier, seed=cfg.seed,
-                   epochs=budget.epochs, selection=selection, hp={**budget.hp, "patience": 0},
+                   epochs=epochs, selection=selection, hp={**budget.hp, "patience": 0},
                    clf_hp=dict(budget.clf_hp.get(classifier, {})), max_reseeds=0, eval_every=budget.eval_every, device=str(device))
     runs_dir = work / f"runs-{tag}"
     _sync(device)
@@ -335,8 +348,8 @@ def bench_pairs(cfg: BenchConfig, budget: Budget, fs_path: Path, prob_cpu, devic
                 "H_gain": stat([o["H"] - f["H"] for f, o in zip(ref, ours)], 2),
             })
             ttr.append({
-                "model": model, "classifier": clf, "selection": "validation", "epochs": budget.epochs,
-                "eval_every": budget.eval_every,
+                "model": model, "classifier": clf, "selection": "validation",
+                "epochs": stat([v["val_epochs"] for v in val], 0), "eval_every": budget.eval_every,
                 "full_run_seconds": stat([v["seconds"] for v in val], 2),
                 "time_to_h_seconds": stat([v["time_to_h"] for v in val], 2),
                 "epoch_to_h": stat([v["epoch_to_h"] for v in val], 1),
@@ -347,7 +360,7 @@ def bench_pairs(cfg: BenchConfig, budget: Budget, fs_path: Path, prob_cpu, devic
     return pairs, ttr
 
 
-# ---------------------------------------------------------------- d. extraction
+# ---------------------------------------------------------------- e. extraction
 def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, progress) -> dict:
     try:
         from extract import bench as xb
@@ -358,7 +371,7 @@ def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, pro
         progress(f"extraction (repeat {r + 1}/{cfg.repeats})")
         try:
             runs.append(xb.run(list(budget.backbones), n_images=budget.images,
-                               batch_size=max(1, min(32, budget.images // 2)), device=str(device)))
+                               batch_size=max(1, min(budget.extract_batch, budget.images // 2)), device=str(device)))
         except Exception as exc:  # e.g. a backbone timm cannot build offline
             log.warning("extraction bench failed: %s", exc)
             return {"status": f"failed: {type(exc).__name__}: {exc}", "rows": []}
@@ -373,56 +386,111 @@ def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, pro
     return {"status": "ok", "rows": rows}
 
 
+# ---------------------------------------------------------------- d. the demo, end to end
+def bench_demo(cfg: BenchConfig, device: torch.device, progress) -> dict:
+    """``make gzsl`` on the bundled demo as a user runs it: a fresh ``zsgm gzsl`` process
+    (start-up, imports, training, evaluation, record), wall time from outside."""
+    import subprocess
+    import sys
+
+    walls, hs = [], []
+    for r in range(cfg.repeats):
+        progress(f"demo gzsl (repeat {r + 1}/{cfg.repeats})")
+        with tempfile.TemporaryDirectory(prefix="zsgm-bench-demo-") as tmp:
+            env = {**os.environ, "ZSGM_RESULTS": tmp}
+            cmd = [sys.executable, "-m", "pipelines.cli", "gzsl", "--device", str(device), "--json"]
+            t0 = time.perf_counter()
+            out = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
+            walls.append(time.perf_counter() - t0)
+        if out.returncode != 0:
+            return {"status": f"failed: {out.stderr.strip().splitlines()[-1:]}", "wall_seconds": stat([])}
+        try:
+            hs.append(json.loads(out.stdout.strip().splitlines()[-1])["H"])
+        except (ValueError, KeyError, IndexError):
+            pass
+    return {"status": "ok", "command": "zsgm gzsl (= make gzsl: the bundled demo, cramer + prototype)",
+            "wall_seconds": stat(walls, 2), "H": stat(hs, 2)}
+
+
 # ---------------------------------------------------------------- the whole benchmark
-def run_bench(cfg: BenchConfig, progress=None) -> dict:
+SECTIONS = ("pairs", "throughput", "demo", "extraction")
+
+
+def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
+    """Run the sections of ``cfg.sections`` in order; ``on_section(result)`` gets the result
+    so far after each one (the verb writes it, so that a run cut short keeps what it measured)."""
     progress = progress or (lambda msg: log.info("bench: %s", msg))
     device = pick_device(cfg.device)
     if cfg.repeats < 1:
         raise ZsgmError(f"--repeats must be >= 1, got {cfg.repeats}")
+    unknown = set(cfg.sections) - set(SECTIONS)
+    if unknown:
+        raise ZsgmError(f"unknown bench section(s) {', '.join(sorted(unknown))}; use {', '.join(SECTIONS)}")
     budget = cfg.resolve_budget(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     t_start = time.perf_counter()
-    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    load_before = load_avg()
-    memory: dict = {"start_mb": round(peak_rss_mb(), 1)}
-    from extract.featureset import FeatureSet
-    from pipelines.gzsl import make_problem
-
-    fs = make_featureset(budget, cfg.seed)
-    with tempfile.TemporaryDirectory(prefix="zsgm-bench-") as tmp:
-        work = Path(tmp)
-        fs_path = fs.save(work / "planted.safetensors")
-        fs = FeatureSet.load(fs_path)  # memory-mapped, as a real run reads it
-        memory["featureset_mb"] = round(fs_path.stat().st_size / 2**20, 1)
-        prob_cpu = make_problem(fs, fs.trainval_loc, fs.seen_classes, fs.unseen_classes, fs.test_seen_loc,
-                                fs.test_unseen_loc, "minmax", torch.device("cpu"))
-        throughput = bench_throughput(cfg, budget, prob_cpu, device, progress)
-        pairs, ttr = bench_pairs(cfg, budget, fs_path, prob_cpu, device, work, progress, memory)
-    extraction = bench_extraction(cfg, budget, device, progress) if cfg.extraction else \
-        {"status": "skipped (--no-extraction)", "rows": []}
-    memory["peak_mb"] = round(peak_rss_mb(), 1)
-    if device.type == "cuda":
-        memory["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
     meta = {
-        "started": started, "host": socket.gethostname(), "device": str(device),
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "host": socket.gethostname(), "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor()
         or platform.machine(),
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "repeats": cfg.repeats,
         "ttr_repeats": cfg.ttr_repeats if cfg.ttr_repeats is not None else cfg.repeats,
         "budget": dataclasses.asdict(budget), "models": list(cfg.models), "classifiers": list(cfg.classifiers),
-        "load_avg_before": load_before, "load_avg_after": load_avg(),
-        "seconds": round(time.perf_counter() - t_start, 1), "versions": versions(),
-        "featureset": fs.summary(),
+        "sections": list(cfg.sections), "load_avg_before": load_avg(), "versions": versions(),
     }
-    result = {"meta": meta, "throughput": throughput, "pairs": pairs, "time_to_result": ttr,
-              "extraction": extraction, "memory": memory, "targets": targets(pairs)}
+    memory: dict = {"start_mb": round(peak_rss_mb(), 1)}
+    result = {"meta": meta, "throughput": [], "pairs": [], "time_to_result": [], "demo": None,
+              "extraction": {"status": "not run (section not asked for)", "rows": []}, "memory": memory,
+              "targets": {}}
+
+    def done_section() -> None:
+        memory["peak_mb"] = round(peak_rss_mb(), 1)
+        if device.type == "cuda":
+            memory["cuda_peak_allocated_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
+        meta["load_avg_after"] = load_avg()
+        meta["seconds"] = round(time.perf_counter() - t_start, 1)
+        result["targets"] = targets(result["pairs"], result["demo"])
+        if on_section:
+            on_section(result)
+
+    if {"pairs", "throughput"} & set(cfg.sections):
+        from extract.featureset import FeatureSet
+        from pipelines.gzsl import make_problem
+
+        fs = make_featureset(budget, cfg.seed)
+        with tempfile.TemporaryDirectory(prefix="zsgm-bench-") as tmp:
+            work = Path(tmp)
+            fs_path = fs.save(work / "planted.safetensors")
+            fs = FeatureSet.load(fs_path)  # memory-mapped, as a real run reads it
+            meta["featureset"] = fs.summary()
+            memory["featureset_mb"] = round(fs_path.stat().st_size / 2**20, 1)
+            prob_cpu = make_problem(fs, fs.trainval_loc, fs.seen_classes, fs.unseen_classes, fs.test_seen_loc,
+                                    fs.test_unseen_loc, "minmax", torch.device("cpu"))
+            # the headline comparison first: a run cut short still has it
+            if "pairs" in cfg.sections:
+                result["pairs"], result["time_to_result"] = bench_pairs(cfg, budget, fs_path, prob_cpu, device,
+                                                                        work, progress, memory)
+                done_section()
+            if "throughput" in cfg.sections:
+                result["throughput"] = bench_throughput(cfg, budget, prob_cpu, device, progress)
+                done_section()
+    if "demo" in cfg.sections:
+        result["demo"] = bench_demo(cfg, device, progress)
+        done_section()
+    if "extraction" in cfg.sections:
+        result["extraction"] = bench_extraction(cfg, budget, device, progress)
+        done_section()
+    done_section()
     return result
 
 
-def targets(pairs: list[dict]) -> dict:
+def targets(pairs: list[dict], demo: dict | None = None) -> dict:
     """The issue's targets, reported (never asserted)."""
     out = {}
+    if demo and demo.get("wall_seconds", {}).get("median") is not None:
+        wall = demo["wall_seconds"]["median"]
+        out["demo_under_60s"] = {"wall_median": wall, "met": wall < 60}
     for p in pairs:
         if p["model"] == "cramer" and p["classifier"] == "prototype":
             ratio = p["ratio"]["median"]
@@ -440,7 +508,8 @@ def to_markdown(res: dict) -> str:
              f"budget **{b['name']}**; {m['repeats']} repeat(s) ({m['ttr_repeats']} for time to result): every figure is median (min–max); ratios are "
              f"taken repeat by repeat. Load average before {m['load_avg_before']}, after {m['load_avg_after']}. "
              f"Total {m['seconds']:.0f} s.", "",
-             f"Data: {m['featureset']} (planted features on real CUB attributes; fabricated, fine for timing). "
+             f"Sections: {', '.join(m.get('sections', SECTIONS))}.", "",
+             f"Data: {m.get('featureset', 'n/a')} (planted features on real CUB attributes; fabricated, fine for timing). "
              f"Engine overrides of the seed defaults: `{json.dumps(b['hp'])}`; classifier overrides: "
              f"`{json.dumps(b['clf_hp'])}`.", "",
              "## a. Engine throughput (generator iterations, each after the critic steps)", "",
@@ -466,14 +535,20 @@ def to_markdown(res: dict) -> str:
               "evaluation)", "",
               "time-to-H: training + evaluation time of the validation run until validation H is within 1 point "
               "of its final value.", "",
-              "| model | classifier | full run s | time-to-H s | epoch reached | validation run s | final val H | "
-              "test H |", "|---|---|---|---|---|---|---|---|"]
+              "| model | classifier | full run s | time-to-H s | epoch reached / trained | validation run s | "
+              "final val H | test H |", "|---|---|---|---|---|---|---|---|"]
     for t in res["time_to_result"]:
         lines.append(f"| {t['model']} | {t['classifier']} | {fmt(t['full_run_seconds'], 1)} | "
-                     f"{fmt(t['time_to_h_seconds'], 1)} | {fmt(t['epoch_to_h'], 0)} | "
+                     f"{fmt(t['time_to_h_seconds'], 1)} | {fmt(t['epoch_to_h'], 0)} / {fmt(t['epochs'], 0)} | "
                      f"{fmt(t['val_training_seconds'], 1)} | {fmt(t['final_val_H'])} | {fmt(t['test_H'])} |")
+    demo = res.get("demo")
+    lines += ["", "## d. The bundled demo end to end (`make gzsl`: a fresh process, start-up included)", ""]
+    if demo and demo.get("status") == "ok":
+        lines.append(f"`{demo['command']}`: wall {fmt(demo['wall_seconds'], 1)} s, test H {fmt(demo['H'])}.")
+    else:
+        lines.append(f"Demo run {demo['status'] if demo else 'not run'}.")
     ex = res["extraction"]
-    lines += ["", "## d. Extraction throughput (`extract/bench.py`)", ""]
+    lines += ["", "## e. Extraction throughput (`extract/bench.py`)", ""]
     if ex["rows"]:
         lines += ["| backbone | device | pipeline img/s | bare forward img/s | ratio | decode+transform ms/img | "
                   "decode share |", "|---|---|---|---|---|---|---|"]
@@ -489,13 +564,18 @@ def to_markdown(res: dict) -> str:
     lines += ["", "## Memory", "",
               f"Peak RSS after the first zsgm run on the data above: {mem.get('after_first_run_mb', 'n/a')} MiB; "
               f"process peak at the end (reference loops and extraction included): {mem['peak_mb']} MiB; "
-              f"FeatureSet file {mem['featureset_mb']} MiB (read memory-mapped)."
+              f"FeatureSet file {mem.get('featureset_mb', 'n/a')} MiB (read memory-mapped)."
               + (f" CUDA peak allocated: {mem['cuda_peak_allocated_mb']} MiB." if "cuda_peak_allocated_mb" in mem
                  else "")]
     tg = res["targets"].get("cramer_prototype_10x")
+    td = res["targets"].get("demo_under_60s")
+    if tg or td:
+        lines += ["", "## Targets (reported, not asserted)", ""]
+    if td:
+        lines.append(f"- `make gzsl` on the demo under 60 s wall: {td['wall_median']} s → "
+                     f"{'met' if td['met'] else 'NOT met'} ({m['cpus']} CPUs, device {m['device']}).")
     if tg:
-        lines += ["", "## Targets (reported, not asserted)", "",
-                  f"- cramer + prototype ≥ 10× the reference for the same epochs at equal or better H: ratio "
+        lines += [f"- cramer + prototype ≥ 10× the reference for the same epochs at equal or better H: ratio "
                   f"{tg['ratio_median']}×, ΔH {tg['H_gain_median']} → {'met' if tg['met'] else 'NOT met'} "
                   f"(budget {b['name']})."]
     return "\n".join(lines) + "\n"

@@ -18,9 +18,14 @@ def add_arguments(p) -> None:
                    help="seed: the seed study's networks (hidden 4096) on CUB-sized data; cpu: the same data with "
                         "narrower networks for a small CPU; auto: seed on CUDA, cpu on CPU")
     p.add_argument("--epochs", type=int, help="generator epochs of the compared runs (default: the budget's cap)")
+    p.add_argument("--ttr-epochs", type=int, help="epochs of the time-to-result runs (default: the model's own "
+                                                  "at the seed budget, the compared epochs otherwise)")
     p.add_argument("--eval-every", type=int, help="zsgm's validation cadence K (default: the budget's)")
     p.add_argument("--models", default="wgan,cramer", help="comma-separated generative models")
     p.add_argument("--classifiers", default="softmax,prototype", help="comma-separated final classifiers")
+    p.add_argument("--sections", default="pairs,throughput,demo,extraction",
+                   help="comma-separated sections, run in this order: pairs (zsgm vs the reference, time to result), "
+                        "throughput, demo (make gzsl end to end), extraction")
     p.add_argument("--no-extraction", action="store_true", help="skip the extraction benchmark")
     p.add_argument("--no-gpu-options", action="store_true", help="on CUDA, skip the bf16 / compile variants")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
@@ -38,15 +43,22 @@ def run(args) -> int:
 
     if args.threads:
         torch.set_num_threads(int(args.threads))
+    sections = tuple(x for x in args.sections.split(",") if x and not (args.no_extraction and x == "extraction"))
     cfg = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, budget=args.budget,
                       ttr_repeats=args.ttr_repeats, tag=args.tag,
                       epochs=args.epochs, eval_every=args.eval_every,
+                      ttr_epochs=args.ttr_epochs,
                       models=tuple(m for m in args.models.split(",") if m),
                       classifiers=tuple(c for c in args.classifiers.split(",") if c),
-                      extraction=not args.no_extraction, gpu_options=not args.no_gpu_options,
+                      sections=sections, gpu_options=not args.no_gpu_options,
                       out_dir=Path(args.out) if args.out else None)
-    res = run_bench(cfg)
-    jp, mp = write_results(res, cfg.out_dir, cfg.tag)
+    written: list = []
+
+    def save(partial: dict) -> None:  # after every section: a run cut short keeps what it measured
+        written[:] = write_results(partial, cfg.out_dir, cfg.tag)
+
+    res = run_bench(cfg, on_section=save)
+    jp, mp = written
     print(json.dumps(res, indent=2) if args.json else to_markdown(res))
     print(f"wrote {jp} and {mp}")
     return 0
