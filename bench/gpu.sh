@@ -9,7 +9,7 @@
 #   mkdir -p .devdata/CUB && cp ../shared/data/CUB/att_splits.mat .devdata/CUB/
 #   (any 512 images of ../shared/data/CUB/images/<class>/ copied to .devdata/CUB/images/<class>/)
 #
-# then run, on the machine, from the repository root:  OUT=<folder> bash bench/gpu.sh
+# then run, on the machine, from the repository root:  OUT=<folder> [PLAN=short] bash bench/gpu.sh
 # Every step has its own time limit and writes its own result files (rewritten after each
 # section), so a step cut short keeps what it measured; the most important step goes first.
 set -u
@@ -35,14 +35,27 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 $PY -c "import sys, torch, timm; print(sys.version.split()[0], 'torch', torch.__version__, 'timm', timm.__version__, \
 torch.cuda.get_device_name(), 'cpus', __import__('os').cpu_count())"
 
-# 1. a small smoke run on CUDA: stop here, cheaply, if the CUDA path is broken
-step 90 smoke $PY -m pipelines.cli bench --quick --device cuda --repeats 1 --models cramer --classifiers prototype \
-    --sections pairs,throughput --no-gpu-options --out /tmp/zsgm-smoke || exit 1
+# PLAN=short (about 5 minutes): the CUDA tests, then the headline pair once with engine throughput.
+# PLAN=full (about 10 minutes): adds repeats, time to result, the demo, extraction and wgan + softmax.
+PLAN=${PLAN:-full}
+
+# 1. the GPU path's tests (CUDA-graph capture of every family, replay = eager, a learning run):
+#    stop here, cheaply, if the CUDA path is broken
+step 100 tests $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda.py || exit 1
+
+if [ "$PLAN" = short ]; then
+    step 200 cramer $PY -m pipelines.cli bench --device cuda --budget seed --models cramer --classifiers prototype \
+        --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs,throughput --out "$OUT" \
+        --tag cuda-cramer-prototype
+    echo "== done after $(( $(date +%s) - T0 ))s"
+    exit 0
+fi
 
 # 2. the headline: cramer + prototype at the seed budget vs the field's loop, time to result,
-#    engine throughput with and without bf16 / torch.compile, the demo end to end
-step 270 cramer $PY -m pipelines.cli bench --device cuda --budget seed --models cramer --classifiers prototype \
-    --epochs 5 --eval-every 5 --repeats 2 --ttr-repeats 1 --sections pairs,throughput,demo --out "$OUT" --tag cuda-cramer-prototype
+#    engine throughput (CUDA graphs, eager, bf16, torch.compile), the demo end to end
+step 300 cramer $PY -m pipelines.cli bench --device cuda --budget seed --models cramer --classifiers prototype \
+    --epochs 5 --eval-every 5 --repeats 2 --ttr-repeats 1 --sections pairs,throughput,demo --out "$OUT" \
+    --tag cuda-cramer-prototype
 
 # 3. extraction: pipeline vs bare forward for three backbones on real CUB photos, and with fast JPEG decode
 step 80 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
@@ -51,7 +64,7 @@ step 50 fastdecode $PY -m extract.bench --device cuda --images 512 --batch-size 
 cp /tmp/zsgm-fastdecode.log "$OUT/cuda-extraction-fast-decode.log"
 
 # 4. the other pair of the issue's grid, once
-step 80 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
+step 120 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
     --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs --no-gpu-options \
     --out "$OUT" --tag cuda-wgan-softmax
 echo "== done after $(( $(date +%s) - T0 ))s"

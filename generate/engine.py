@@ -66,12 +66,14 @@ class Engine:
     def __init__(self, model: str, feature_dim: int, att_dim: int, hp: dict, device: torch.device | str = "cpu"):
         self.model, self.hp, self.device = model, dict(hp), torch.device(device)
         self.family = get(model).cls(feature_dim, att_dim, self.hp).to(self.device)
+        self._setup_speed_options()
         betas = (float(hp.get("beta1", 0.5)), float(hp.get("beta2", 0.999)))
         lr = float(hp["lr"])
-        self.opt_g = adam(self.family.generator_parameters(), lr=lr, betas=betas) \
-            if not self.family.closed_form else None
-        self.opt_c = adam(self.family.critic_parameters(), lr=float(hp.get("lr_critic", lr)),
-                                      betas=betas) if self.family.adversarial else None
+        # a captured optimiser step must keep its step count on the device
+        opt = {"betas": betas, **({"capturable": True} if self.graphs else {})}
+        self.opt_g = adam(self.family.generator_parameters(), lr=lr, **opt) if not self.family.closed_form else None
+        self.opt_c = adam(self.family.critic_parameters(), lr=float(hp.get("lr_critic", lr)), **opt) \
+            if self.family.adversarial else None
         self.seen_clf: torch.nn.Module | None = None
         self.class_map: torch.Tensor | None = None
         self.epoch = 0
@@ -80,25 +82,37 @@ class Engine:
         self.stopped = False  # early-stopped: a resumed run must not train on
         self.seconds = 0.0   # training time (epochs only)
         self.wall = 0.0      # training + epoch-callback (evaluation) time: what time-to-result is read from
-        self._setup_speed_options()
 
     # ------------------------------------------------------------ speed options (GPU)
     def _setup_speed_options(self) -> None:
         """``amp``: 'bf16' runs forward passes under bfloat16 autocast (CUDA; ignored on CPU,
         where it does not pay); ``compile``: torch.compile the generator (the critic sits
         under the gradient penalty's double backward, which torch.compile does not support).
-        Both default off; ``zsgm bench`` measures whether they pay on the device at hand."""
+        Both default off; ``zsgm bench`` measures whether they pay on the device at hand.
+        ``cuda_graphs``: auto (default) captures each generator iteration as one CUDA graph on
+        a GPU, for the families whose steps keep no host-side state; off trains eagerly."""
         amp = str(self.hp.get("amp") or "off").lower()
         if amp not in ("off", "false", "bf16", "true"):
             raise ZsgmError(f"hp.amp must be 'off' or 'bf16', got '{amp}'")
         self.amp_dtype = torch.bfloat16 if amp in ("bf16", "true") and self.device.type == "cuda" else None
-        if self.hp.get("compile") and self.device.type == "cuda" and not self.family.closed_form:
+        compiled = bool(self.hp.get("compile")) and self.device.type == "cuda" and not self.family.closed_form
+        if compiled:
             self.family.generator.compile()  # in place: state_dict keys stay as they are
+        graphs = str(self.hp.get("cuda_graphs", "auto")).lower()
+        if graphs not in ("auto", "on", "true", "off", "false"):
+            raise ZsgmError(f"hp.cuda_graphs must be auto, on or off, got '{graphs}'")
+        self.graphs = graphs in ("auto", "on", "true") and self.device.type == "cuda" and not compiled \
+            and not self.family.closed_form and self.family.graph_safe
+        if graphs in ("on", "true") and not self.graphs:
+            log.info("%s: cuda_graphs on, but not usable here (needs CUDA, no compile, a graph-safe family)",
+                     self.model)
+        self._graph = None  # (data, graph, static sums) once captured
 
     def _autocast(self):
         if self.amp_dtype is None:
             return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        # a graph cannot replay autocast's weight cache: it lives only as long as the region
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, cache_enabled=not self.graphs)
 
     # ------------------------------------------------------------ helpers
     def _noisy(self, att: torch.Tensor, std: float) -> torch.Tensor:
@@ -132,49 +146,112 @@ class Engine:
 
     # ------------------------------------------------------------ one epoch
     def train_epoch(self, data: TrainData) -> dict:
-        fam, hp = self.family, self.hp
-        bs = int(hp["batch_size"])
+        hp = self.hp
         # Small datasets give few steps per pass; ``steps_per_epoch`` sets the budget explicitly.
-        n_iters = int(hp.get("steps_per_epoch") or max(1, data.features.shape[0] // bs))
-        noise = float(hp.get("noise_train", 0.0)) if hp.get("noise", True) else 0.0
-        critic_iters = int(hp.get("critic_iters", 5)) if fam.adversarial else 0
+        n_iters = int(hp.get("steps_per_epoch") or max(1, data.features.shape[0] // int(hp["batch_size"])))
+        critic_iters = int(hp.get("critic_iters", 5)) if self.family.adversarial else 0
         # Losses are summed as detached device tensors and read once per epoch: a float() per
         # step would force a host-device sync on every critic step of a GPU run.
         sums: dict[str, torch.Tensor | float] = {}
-        fam.train()
+        counts = {"critic": critic_iters * n_iters, "generator": n_iters}
+        self.family.train()
+        done = self._graph_iterations(data, n_iters, sums, counts) if self.graphs else 0
+        for _ in range(n_iters - done):
+            self._generator_iteration(data, critic_iters, lambda role, loss, logs: self._accumulate(
+                sums, role, loss, logs, counts[role]))
+        return self._read_sums(sums)
+
+    def _generator_iteration(self, data: TrainData, critic_iters: int, record) -> None:
+        """``critic_iters`` critic steps, then one generator step; ``record(role, loss, logs)``
+        gets every step's loss and logs. Pure device work (no host sync): a CUDA graph can
+        capture it whole."""
+        fam, hp = self.family, self.hp
+        bs = int(hp["batch_size"])
+        noise = float(hp.get("noise_train", 0.0)) if hp.get("noise", True) else 0.0
         amp = self._autocast
         gp_weight = float(hp.get("gp_weight", 10.0))
-        for _ in range(n_iters):
-            for _ in range(critic_iters):
-                real, att, _y = self._batch(data, bs)
-                att = self._noisy(att, noise)
-                with amp():
-                    with torch.no_grad():
-                        fake = fam.sample(att)
-                    loss, logs = fam.critic_loss(real, fake, att)
-                    if fam.penalty:
-                        gp = gradient_penalty(fam.penalty_score(fake, att), real, fake, fam.penalty)
-                        loss = loss + gp_weight * gp
-                        logs["penalty"] = gp.detach()
-                self.opt_c.zero_grad(set_to_none=True)
-                loss.backward()
-                self.opt_c.step()
-                fam.after_critic_step(logs)
-                self._accumulate(sums, "critic", loss, logs, critic_iters * n_iters)
-            real, att, y = self._batch(data, bs)
+        for _ in range(critic_iters):
+            real, att, _y = self._batch(data, bs)
             att = self._noisy(att, noise)
             with amp():
-                fake = fam.sample(att)
-                loss, logs = fam.generator_loss(real, fake, att)
-                if self.seen_clf is not None:
-                    cls = F.cross_entropy(self.seen_clf(fake).float(), self.class_map[y])
-                    loss = loss + float(hp["cls_weight"]) * cls
-                    logs["cls"] = cls.detach()
-            self.opt_g.zero_grad(set_to_none=True)
+                with torch.no_grad():
+                    fake = fam.sample(att)
+                loss, logs = fam.critic_loss(real, fake, att)
+                if fam.penalty:
+                    gp = gradient_penalty(fam.penalty_score(fake, att), real, fake, fam.penalty)
+                    loss = loss + gp_weight * gp
+                    logs["penalty"] = gp.detach()
+            self.opt_c.zero_grad(set_to_none=True)
             loss.backward()
-            self.opt_g.step()
-            self._accumulate(sums, "generator", loss, logs, n_iters)
-        return self._read_sums(sums)
+            self.opt_c.step()
+            fam.after_critic_step(logs)
+            record("critic", loss, logs)
+        real, att, y = self._batch(data, bs)
+        att = self._noisy(att, noise)
+        with amp():
+            fake = fam.sample(att)
+            loss, logs = fam.generator_loss(real, fake, att)
+            if self.seen_clf is not None:
+                cls = F.cross_entropy(self.seen_clf(fake).float(), self.class_map[y])
+                loss = loss + float(hp["cls_weight"]) * cls
+                logs["cls"] = cls.detach()
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt_g.step()
+        record("generator", loss, logs)
+
+    # ------------------------------------------------------------ CUDA graphs
+    def _graph_iterations(self, data: TrainData, n_iters: int, sums: dict, counts: dict) -> int:
+        """Run generator iterations as replays of one captured CUDA graph; returns how many
+        ran (0 when capture failed: the caller then trains eagerly). On a GPU these small
+        MLPs are bound by kernel-launch and Python overhead, not arithmetic: a replay
+        launches an iteration's few hundred kernels at once."""
+        critic_iters = int(self.hp.get("critic_iters", 5)) if self.family.adversarial else 0
+        eager_record = lambda role, loss, logs: self._accumulate(sums, role, loss, logs, counts[role])  # noqa: E731
+        done = 0
+        if self._graph is None or self._graph[0] is not data:
+            warmup = 3  # eager iterations on a side stream: allocator, optimiser state, cuBLAS handles
+            if n_iters <= warmup:
+                return 0
+            stream = torch.cuda.Stream(self.device)
+            stream.wait_stream(torch.cuda.current_stream(self.device))
+            with torch.cuda.stream(stream):
+                for _ in range(warmup):
+                    self._generator_iteration(data, critic_iters, eager_record)
+            torch.cuda.current_stream(self.device).wait_stream(stream)
+            done = warmup
+            # static sums, allocated outside the capture (an allocation inside would be replayed
+            # as a fresh zero-fill); the warm-up told us every key the steps log
+            keys = {key: torch.zeros((), device=self.device) for key in sums}
+            try:
+                graph = torch.cuda.CUDAGraph()
+                with torch.cuda.graph(graph):
+                    self._generator_iteration(data, critic_iters, lambda role, loss, logs: self._graph_record(
+                        keys, role, loss, logs))
+            except Exception as exc:  # a family with host-side state, an op that syncs: train eagerly
+                log.warning("%s: CUDA graph capture failed (%s: %s); training eagerly", self.model,
+                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
+                torch.cuda.synchronize(self.device)
+                self.graphs, self._graph = False, None
+                return done
+            self._graph = (data, graph, keys)
+        _data, graph, keys = self._graph
+        for buf in keys.values():
+            buf.zero_()
+        for _ in range(n_iters - done):
+            graph.replay()
+        for key, buf in keys.items():
+            role = "critic" if key == "loss_critic" or key.startswith("critic_") else "generator"
+            sums[key] = sums.get(key, 0.0) + buf / counts[role]
+        return n_iters
+
+    @staticmethod
+    def _graph_record(keys: dict, role: str, loss: torch.Tensor, logs: dict) -> None:
+        """Inside a capture: add this step's values to the static sums (zeroed before each
+        epoch's replays)."""
+        items = {f"loss_{role}": loss, **{f"{role}_{k}": v for k, v in logs.items()}}
+        for key, v in items.items():
+            keys[key].add_(v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else float(v))
 
     def _accumulate(self, sums: dict, role: str, loss: torch.Tensor, logs: dict, count: int) -> None:
         """Add this step's loss and logs (floats or tensors) to the epoch means, without a sync."""
@@ -289,6 +366,7 @@ class Engine:
         if state["model"] != self.model:
             raise ZsgmError(f"checkpoint is of model '{state['model']}', not '{self.model}'")
         self.family.load_state_dict(state["family"])
+        self._graph = None  # a captured graph holds the old optimiser state tensors
         if self.opt_g and state["opt_g"]:
             self.opt_g.load_state_dict(state["opt_g"])
         if self.opt_c and state["opt_c"]:

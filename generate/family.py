@@ -18,7 +18,7 @@ from torch import nn
 
 from generate.nets import ConditionalCritic, ConditionalGenerator
 
-Logs = dict[str, float]
+Logs = dict[str, "torch.Tensor | float"]  # detached tensors: a float() per step syncs the GPU
 
 
 class Family(nn.Module):
@@ -27,6 +27,10 @@ class Family(nn.Module):
     penalty: str | None = None   # 'gp' (WGAN-GP) or 'dragan', applied by the engine
     closed_form = False          # fitted once, no epochs (baselines)
     synthesizes = True           # False only for the no-generator baseline
+    # Steps are pure device work (logs are detached tensors, state lives in buffers), so the
+    # engine may capture a whole generator iteration as one CUDA graph. A family whose step
+    # reads values on the host (float(), .item(), data-dependent Python branches) says False.
+    graph_safe = True
 
     def __init__(self, feature_dim: int, att_dim: int, hp: dict):
         super().__init__()

@@ -103,6 +103,21 @@ def experiment_path(name: str) -> Path:
     return p
 
 
+def yaml_value(text: str, where: str) -> Any:
+    """A command-line value read as YAML, except that numbers YAML 1.1 leaves as strings
+    (``5e-4``, ``1e3``) are numbers, as a user means them."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ZsgmError(f"{where}: the value is not valid YAML ({exc})") from exc
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
 def parse_sets(items: Iterable[str]) -> dict[str, Any]:
     """``["epochs=2", "hp.n_synth=20"]`` → ``{"epochs": 2, "hp": {"n_synth": 20}}`` (values read as YAML)."""
     out: dict[str, Any] = {}
@@ -110,10 +125,7 @@ def parse_sets(items: Iterable[str]) -> dict[str, Any]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ZsgmError(f"--set {item!r}: expected KEY=VALUE, e.g. epochs=5 or hp.n_synth=100")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as exc:
-            raise ZsgmError(f"--set {item!r}: the value is not valid YAML ({exc})") from exc
+        parsed = yaml_value(value, f"--set {item!r}")
         *parents, leaf = key.strip().split(".")
         node = out
         for part in parents:

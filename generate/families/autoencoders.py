@@ -76,7 +76,7 @@ class EncoderDecoder(Family):
         # regulariser; the family's own loss is about reconstructing ``real``.
         z, reg, logs = self.code(real, att)
         rec = reconstruction(self.generator(z, att), real)
-        return rec + reg, {"recon": float(rec.detach()), **logs}
+        return rec + reg, {"recon": rec.detach(), **logs}
 
 
 @register("ae", "conditional autoencoder; synthesis decodes codes from a Gaussian fitted to training codes")
@@ -107,7 +107,7 @@ class VAE(EncoderDecoder):
         logvar = logvar.clamp(-10, 10)  # keeps exp(logvar) finite early in training
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         kl = gaussian_kl(mu, logvar)
-        return z, float(self.hp.get("kl_weight", 1.0)) * kl, {"kl": float(kl.detach())}
+        return z, float(self.hp.get("kl_weight", 1.0)) * kl, {"kl": kl.detach()}
 
 
 @register("bir_vae", "Bounded-Information-Rate VAE: fixed posterior variance, MMD to N(0,I) (Braithwaite & Kleijn 2018)")
@@ -116,4 +116,4 @@ class BIRVAE(EncoderDecoder):
         mu = self.encode(x, att)
         z = mu + float(self.hp.get("bir_sigma", 0.5)) * torch.randn_like(mu)
         d = mmd(z, torch.randn_like(z))
-        return z, float(self.hp.get("mmd_weight", 100.0)) * d, {"mmd": float(d.detach())}
+        return z, float(self.hp.get("mmd_weight", 100.0)) * d, {"mmd": d.detach()}

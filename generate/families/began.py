@@ -33,9 +33,10 @@ class ConditionalAutoencoder(nn.Module):
         return self.dec(torch.cat([self.enc(torch.cat([x, att], 1)), att], 1))
 
 
-def equilibrium_update(k: float, loss_real: float, loss_fake: float, gamma: float, lambda_k: float) -> float:
-    """k_{t+1} = clip(k_t + λ_k (γ L(x_r) − L(x_f)), 0, 1)."""
-    return min(max(k + lambda_k * (gamma * loss_real - loss_fake), 0.0), 1.0)
+def equilibrium_update(k, loss_real, loss_fake, gamma: float, lambda_k: float):
+    """k_{t+1} = clip(k_t + λ_k (γ L(x_r) − L(x_f)), 0, 1), on floats or (device) tensors."""
+    k_next = k + lambda_k * (gamma * loss_real - loss_fake)
+    return k_next.clamp(0.0, 1.0) if isinstance(k_next, torch.Tensor) else min(max(k_next, 0.0), 1.0)
 
 
 @register("began", "BEGAN: autoencoder critic with equilibrium k_t (Berthelot et al. 2017)")
@@ -58,11 +59,12 @@ class BEGAN(Family):
         l_real, l_fake = self.recon(real, att).mean(), self.recon(fake, att).mean()
         gamma = float(self.hp.get("began_gamma", 0.5))
         measure = l_real + (gamma * l_real - l_fake).abs()
-        return l_real - self.k * l_fake, {"recon_real": float(l_real.detach()), "recon_fake": float(l_fake.detach()),
-                                          "measure": float(measure.detach()), "k": float(self.k)}
+        # logs stay on the device (no host sync per step), so the update below is device work too
+        return l_real - self.k * l_fake, {"recon_real": l_real.detach(), "recon_fake": l_fake.detach(),
+                                          "measure": measure.detach(), "k": self.k.detach().clone()}
 
     def after_critic_step(self, logs):
-        self.k.fill_(equilibrium_update(float(self.k), logs["recon_real"], logs["recon_fake"],
+        self.k.copy_(equilibrium_update(self.k, logs["recon_real"], logs["recon_fake"],
                                         float(self.hp.get("began_gamma", 0.5)),
                                         float(self.hp.get("began_lambda_k", 1e-3))))
 

@@ -44,8 +44,8 @@ class FisherGAN(Family):
     def critic_loss(self, real, fake, att):
         f_real, f_fake = self.critic(real, att), self.critic(fake, att)
         lagrangian, constraint = augmented_lagrangian(f_real, f_fake, self.lam, self.rho)
-        return -lagrangian, {"ipm": float((f_real.mean() - f_fake.mean()).detach()),
-                             "constraint": float(constraint.detach()), "lambda": float(self.lam)}
+        return -lagrangian, {"ipm": (f_real.mean() - f_fake.mean()).detach(),
+                             "constraint": constraint.detach(), "lambda": self.lam.detach().clone()}
 
     def after_critic_step(self, logs):
         self.lam.sub_(self.rho * logs["constraint"])

@@ -79,8 +79,7 @@ class LogitGAN(Family):
 
     def critic_loss(self, real, fake, att):
         d_real, d_fake = self.critic_score(real, att), self.critic_score(fake, att)
-        return self.d_loss(d_real, d_fake), {"d_real": float(d_real.detach().mean()),
-                                             "d_fake": float(d_fake.detach().mean())}
+        return self.d_loss(d_real, d_fake), {"d_real": d_real.detach().mean(), "d_fake": d_fake.detach().mean()}
 
     def generator_loss(self, real, fake, att):
         d_real = self.critic_score(real, att).detach() if self.generator_needs_real else None

@@ -72,7 +72,7 @@ class InfoGAN(Family):
         d_fake, cat_logits, cont_mean = self._heads(fake, att)
         mi = self._mi(cat_logits, cont_mean)
         loss = bce_critic(d_real, d_fake) + float(self.hp.get("info_weight", 1.0)) * mi
-        return loss, {"mi": float(mi.detach())}
+        return loss, {"mi": mi.detach()}
 
     def generator_loss(self, real, fake, att):
         d_fake, cat_logits, cont_mean = self._heads(fake, att)

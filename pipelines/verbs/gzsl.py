@@ -36,16 +36,15 @@ def add_arguments(p) -> None:
 
 
 def parse_sets(items: list[str], flag: str) -> dict:
-    import yaml
-
     from extract.common import ZsgmError
+    from pipelines.grid import yaml_value
 
     out = {}
     for item in items:
         if "=" not in item:
             raise ZsgmError(f"{flag} {item!r}: expected KEY=VALUE")
         k, v = item.split("=", 1)
-        out[k.strip()] = yaml.safe_load(v)
+        out[k.strip()] = yaml_value(v, f"{flag} {item!r}")
     return out
 
 
