@@ -40,8 +40,7 @@ torch.cuda.get_device_name(), 'cpus', __import__('os').cpu_count())"
 PLAN=${PLAN:-full}
 
 # 1. the GPU path's tests (CUDA-graph capture of every family, replay = eager, a learning run):
-#    stop here, cheaply, if the CUDA path is broken
-step 100 tests $PY -m pytest -q -x -p no:cacheprovider tests/test_cuda.py || exit 1
+step 100 tests $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
 
 if [ "$PLAN" = short ]; then
     step 200 cramer $PY -m pipelines.cli bench --device cuda --budget seed --models cramer --classifiers prototype \

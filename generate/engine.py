@@ -203,7 +203,7 @@ class Engine:
     # ------------------------------------------------------------ CUDA graphs
     def _graph_iterations(self, data: TrainData, n_iters: int, sums: dict, counts: dict) -> int:
         """Run generator iterations as replays of one captured CUDA graph; returns how many
-        ran (0 when capture failed: the caller then trains eagerly). On a GPU these small
+        ran (0 for an epoch too short to capture: the caller trains it eagerly). On a GPU these small
         MLPs are bound by kernel-launch and Python overhead, not arithmetic: a replay
         launches an iteration's few hundred kernels at once."""
         critic_iters = int(self.hp.get("critic_iters", 5)) if self.family.adversarial else 0
@@ -228,12 +228,13 @@ class Engine:
                 with torch.cuda.graph(graph):
                     self._generator_iteration(data, critic_iters, lambda role, loss, logs: self._graph_record(
                         keys, role, loss, logs))
-            except Exception as exc:  # a family with host-side state, an op that syncs: train eagerly
-                log.warning("%s: CUDA graph capture failed (%s: %s); training eagerly", self.model,
-                            type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
-                torch.cuda.synchronize(self.device)
-                self.graphs, self._graph = False, None
-                return done
+            except Exception as exc:
+                # A failed capture leaves CUDA's random-number state mid-capture (seen on an H200:
+                # "Offset increment outside graph capture"), so training cannot go on eagerly in
+                # this process: say which family and how to turn graphs off.
+                raise ZsgmError(f"{self.model}: CUDA graph capture failed ({type(exc).__name__}: "
+                                f"{str(exc).splitlines()[0] if str(exc) else ''}); re-run with --set cuda_graphs=off "
+                                f"(hp.cuda_graphs: off), and mark the family graph_safe = False") from exc
             self._graph = (data, graph, keys)
         _data, graph, keys = self._graph
         for buf in keys.values():

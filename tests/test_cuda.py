@@ -36,7 +36,10 @@ def test_every_trained_family_is_captured_and_learns_finite(model):
     eng = _engine(model, steps_per_epoch=8)
     eng._prepare_regulariser(data)
     logs = [eng.train_epoch(data) for _ in range(3)]
-    assert eng.graphs and eng._graph is not None, f"{model}: fell back to eager training"
+    if MODELS[model].cls.graph_safe:
+        assert eng.graphs and eng._graph is not None, f"{model}: not captured"
+    else:  # trained eagerly, by declaration
+        assert not eng.graphs and eng._graph is None
     assert all(torch.isfinite(torch.tensor(v)) for lg in logs for v in lg.values())
     # the sums cover every step: a replayed epoch logs the same keys as the eager warm-up epoch
     assert set(logs[0]) == set(logs[-1])

@@ -36,6 +36,8 @@ def info_loss(cat_logits: torch.Tensor, cat_codes: torch.Tensor, cont_mean: torc
 
 @register("info", "InfoGAN: categorical + continuous latent codes, mutual-information head Q (Chen et al. 2016)")
 class InfoGAN(Family):
+    graph_safe = False  # F.one_hot checks its codes on the host: no CUDA graph capture (seen on an H200)
+
     def __init__(self, feature_dim: int, att_dim: int, hp: dict):
         self.n_cat = int(hp.get("info_categories", 10))
         self.n_cont = int(hp.get("info_continuous", 2))
