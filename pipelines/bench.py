@@ -398,7 +398,7 @@ def bench_demo(cfg: BenchConfig, device: torch.device, progress) -> dict:
     for r in range(cfg.repeats):
         progress(f"demo gzsl (repeat {r + 1}/{cfg.repeats})")
         with tempfile.TemporaryDirectory(prefix="zsgm-bench-demo-") as tmp:
-            env = {**os.environ, "ZSGM_RESULTS": tmp}
+            env = {**os.environ, "ZSGM_RESULTS": str(Path(tmp) / "results")}  # runs/ beside it, fresh
             cmd = [sys.executable, "-m", "pipelines.cli", "gzsl", "--device", str(device), "--json"]
             t0 = time.perf_counter()
             out = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
