@@ -52,6 +52,14 @@ def test_generative_models_learn_unseen_classes(planted, tmp_path, model, classi
     assert (tmp_path / "runs.jsonl").read_text().count("\n") == 1
 
 
+def test_bf16_autocast_still_learns(planted, tmp_path):
+    """``amp: bf16`` (CPU autocast here, CUDA on a GPU) trades precision for speed; the
+    planted problem must stay solved under it."""
+    rec = run(planted, tmp_path, model="wgan", classifier="softmax", hp={"amp": "bf16"})
+    assert rec["zsl"] >= 2 * CHANCE, rec
+    assert rec["U"] >= CHANCE and rec["H"] >= CHANCE, rec
+
+
 def test_validation_selection_never_reads_test_images(planted, tmp_path, monkeypatch):
     """Instrument the one door to image data; nothing of test_seen/test_unseen may pass it
     before the final evaluation."""
