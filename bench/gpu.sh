@@ -9,7 +9,7 @@
 #   mkdir -p .devdata/CUB && cp ../shared/data/CUB/att_splits.mat .devdata/CUB/
 #   (any 512 images of ../shared/data/CUB/images/<class>/ copied to .devdata/CUB/images/<class>/)
 #
-# then run, on the machine, from the repository root:  OUT=<folder> [PLAN=short] bash bench/gpu.sh
+# then run, on the machine, from the repository root:  OUT=<folder> [PLAN=short|full|more] bash bench/gpu.sh
 # Every step has its own time limit and writes its own result files (rewritten after each
 # section), so a step cut short keeps what it measured; the most important step goes first.
 set -u
@@ -35,35 +35,40 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 $PY -c "import sys, torch, timm; print(sys.version.split()[0], 'torch', torch.__version__, 'timm', timm.__version__, \
 torch.cuda.get_device_name(), 'cpus', __import__('os').cpu_count())"
 
-# PLAN=short (about 5 minutes): the CUDA tests, then the headline pair once with engine throughput.
-# PLAN=full (about 10 minutes): adds repeats, time to result, the demo, extraction and wgan + softmax.
+# Plans, sized from the H200 run of 2026-11-27 (the reference loop takes ~28 s per seed-budget
+# epoch there, zsgm ~4 s; each plan fits one 10-minute command):
+#   PLAN=short (~4 min): the CUDA tests, the headline pair once, engine throughput.
+#   PLAN=full  (~9 min): the CUDA tests, the headline pair twice, throughput, extraction.
+#   PLAN=more  (~8 min, a second call): time to result at the model's 30 epochs, the demo on
+#                CUDA, the wgan + softmax pair once.
 PLAN=${PLAN:-full}
+HEAD=(--device cuda --budget seed --models cramer --classifiers prototype --epochs 5 --eval-every 5)
 
-# 1. the GPU path's tests (CUDA-graph capture of every family, replay = eager, a learning run):
-step 100 tests $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
-
-if [ "$PLAN" = short ]; then
-    step 200 cramer $PY -m pipelines.cli bench --device cuda --budget seed --models cramer --classifiers prototype \
-        --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs,throughput --out "$OUT" \
-        --tag cuda-cramer-prototype
-    echo "== done after $(( $(date +%s) - T0 ))s"
-    exit 0
+if [ "$PLAN" = short ] || [ "$PLAN" = full ]; then
+    # the GPU path's tests: CUDA-graph capture of every family, replay = eager, a learning run
+    step 60 tests $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
 fi
-
-# 2. the headline: cramer + prototype at the seed budget vs the field's loop, time to result,
-#    engine throughput (CUDA graphs, eager, bf16, torch.compile), the demo end to end
-step 300 cramer $PY -m pipelines.cli bench --device cuda --budget seed --models cramer --classifiers prototype \
-    --epochs 5 --eval-every 5 --repeats 2 --ttr-repeats 1 --sections pairs,throughput,demo --out "$OUT" \
-    --tag cuda-cramer-prototype
-
-# 3. extraction: pipeline vs bare forward for three backbones on real CUB photos, and with fast JPEG decode
-step 80 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
-    --out "$OUT" --tag cuda-extraction
-step 50 fastdecode $PY -m extract.bench --device cuda --images 512 --batch-size 64 --fast-decode --json
-cp /tmp/zsgm-fastdecode.log "$OUT/cuda-extraction-fast-decode.log"
-
-# 4. the other pair of the issue's grid, once
-step 120 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
-    --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs --no-gpu-options \
-    --out "$OUT" --tag cuda-wgan-softmax
+case "$PLAN" in
+short)
+    step 200 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 1 --ttr-repeats 0 \
+        --sections pairs,throughput --out "$OUT" --tag cuda-cramer-prototype ;;
+full)
+    step 380 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 2 --ttr-repeats 0 \
+        --sections pairs,throughput --out "$OUT" --tag cuda-cramer-prototype
+    # extraction: pipeline vs bare forward for three backbones on real CUB photos, and with fast JPEG decode
+    step 60 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
+        --out "$OUT" --tag cuda-extraction
+    step 40 fastdecode $PY -m extract.bench --device cuda --images 512 --batch-size 64 --fast-decode --json
+    cp /tmp/zsgm-fastdecode.log "$OUT/cuda-extraction-fast-decode.log" ;;
+more)
+    step 240 ttr $PY -m pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
+        --sections ttr --out "$OUT" --tag cuda-cramer-prototype-ttr
+    step 60 demo $PY -m pipelines.cli bench --device cuda --repeats 2 --sections demo --out "$OUT" --tag cuda-demo
+    step 220 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
+        --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs --no-gpu-options \
+        --out "$OUT" --tag cuda-wgan-softmax ;;
+*)
+    echo "unknown PLAN '$PLAN': use short, full or more" >&2
+    exit 2 ;;
+esac
 echo "== done after $(( $(date +%s) - T0 ))s"

@@ -17,7 +17,7 @@ c. time to result — zsgm's honest default (validation selection, then retraini
 d. the bundled demo end to end: ``make gzsl`` as a fresh process, start-up included.
 e. extraction throughput (``extract/bench.py``): pipeline vs bare forward.
 
-Sections run in the order pairs (b, c), throughput (a), demo (d), extraction (e); the result
+Sections run in the order pairs (b), ttr (c), throughput (a), demo (d), extraction (e); the result
 files are rewritten after each, so that a run cut short keeps what it measured.
 
 Results go to ``bench/results/<date>-<host>.json`` and ``.md`` (written atomically).
@@ -100,7 +100,7 @@ class BenchConfig:
     eval_every: int | None = None
     models: tuple[str, ...] = ("wgan", "cramer")
     classifiers: tuple[str, ...] = ("softmax", "prototype")
-    sections: tuple[str, ...] = ("pairs", "throughput", "demo", "extraction")
+    sections: tuple[str, ...] = ("pairs", "ttr", "throughput", "demo", "extraction")
     gpu_options: bool = True          # measure the speed options: bf16 (CPU, CUDA); graphs off, compile (CUDA)
     out_dir: Path | None = None
     seed: int = 0
@@ -316,18 +316,21 @@ def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device
 
 
 def bench_pairs(cfg: BenchConfig, budget: Budget, fs_path: Path, prob_cpu, device: torch.device, work: Path,
-                progress, memory: dict) -> tuple[list[dict], list[dict]]:
+                progress, memory: dict, with_pairs: bool = True, with_ttr: bool = True) -> tuple[list[dict], list[dict]]:
+    """b. zsgm vs the reference (``with_pairs``) and c. time to result (``with_ttr``), per
+    model × classifier, repeat by repeat in alternating order."""
     pairs, ttr = [], []
+    n_ttr = cfg.ttr_repeats if cfg.ttr_repeats is not None else cfg.repeats
     for model in cfg.models:
         for clf in cfg.classifiers:
             ours, ref, val = [], [], []
-            for r in range(cfg.repeats):
+            for r in range(max(cfg.repeats if with_pairs else 0, n_ttr if with_ttr else 0)):
                 tag = f"{model}-{clf}-{r}"
-                steps = ["ours", "ref", "val"] if r % 2 == 0 else ["ref", "ours", "val"]
-                if r >= (cfg.ttr_repeats if cfg.ttr_repeats is not None else cfg.repeats):
-                    steps.remove("val")
+                steps = (["ours", "ref"] if r % 2 == 0 else ["ref", "ours"]) if with_pairs and r < cfg.repeats else []
+                if with_ttr and r < n_ttr:
+                    steps.append("val")
                 for step in steps:
-                    progress(f"{model}+{clf} {step} (repeat {r + 1}/{cfg.repeats})")
+                    progress(f"{model}+{clf} {step} (repeat {r + 1})")
                     if step == "ours":
                         ours.append(_run_ours(cfg, budget, fs_path, model, clf, "oracle", device, work, tag + "-o"))
                         if "after_first_run_mb" not in memory:
@@ -337,29 +340,31 @@ def bench_pairs(cfg: BenchConfig, budget: Budget, fs_path: Path, prob_cpu, devic
                     else:
                         val.append(_run_ours(cfg, budget, fs_path, model, clf, "validation", device, work,
                                              tag + "-v"))
-            pairs.append({
-                "model": model, "classifier": clf, "epochs": budget.epochs, "eval_every": budget.eval_every,
-                "selection": "oracle (both: best epoch on test, as the field did)",
-                "zsgm_seconds": stat([o["seconds"] for o in ours], 2),
-                "reference_seconds": stat([o["seconds"] for o in ref], 2),
-                "zsgm_s_per_epoch": stat([o["seconds"] / budget.epochs for o in ours], 3),
-                "reference_s_per_epoch": stat([o["seconds"] / budget.epochs for o in ref], 3),
-                "ratio": stat([f["seconds"] / o["seconds"] for f, o in zip(ref, ours)], 2),
-                "zsgm_H": stat([o["H"] for o in ours], 2), "reference_H": stat([o["H"] for o in ref], 2),
-                "reference_H_at_zsgm_epochs": stat([o["H_same_epochs"] for o in ref], 2),
-                "reference_H_per_epoch": [o["H_per_epoch"] for o in ref],
-                "H_gain": stat([o["H"] - f["H"] for f, o in zip(ref, ours)], 2),
-            })
-            ttr.append({
-                "model": model, "classifier": clf, "selection": "validation",
-                "epochs": stat([v["val_epochs"] for v in val], 0), "eval_every": budget.eval_every,
-                "full_run_seconds": stat([v["seconds"] for v in val], 2),
-                "time_to_h_seconds": stat([v["time_to_h"] for v in val], 2),
-                "epoch_to_h": stat([v["epoch_to_h"] for v in val], 1),
-                "val_training_seconds": stat([v["val_wall"] for v in val], 2),
-                "final_val_H": stat([v["final_val_H"] for v in val], 2),
-                "test_H": stat([v["H"] for v in val], 2),
-            })
+            if with_pairs:
+                pairs.append({
+                    "model": model, "classifier": clf, "epochs": budget.epochs, "eval_every": budget.eval_every,
+                    "selection": "oracle (both: best epoch on test, as the field did)",
+                    "zsgm_seconds": stat([o["seconds"] for o in ours], 2),
+                    "reference_seconds": stat([o["seconds"] for o in ref], 2),
+                    "zsgm_s_per_epoch": stat([o["seconds"] / budget.epochs for o in ours], 3),
+                    "reference_s_per_epoch": stat([o["seconds"] / budget.epochs for o in ref], 3),
+                    "ratio": stat([f["seconds"] / o["seconds"] for f, o in zip(ref, ours)], 2),
+                    "zsgm_H": stat([o["H"] for o in ours], 2), "reference_H": stat([o["H"] for o in ref], 2),
+                    "reference_H_at_zsgm_epochs": stat([o["H_same_epochs"] for o in ref], 2),
+                    "reference_H_per_epoch": [o["H_per_epoch"] for o in ref],
+                    "H_gain": stat([o["H"] - f["H"] for f, o in zip(ref, ours)], 2),
+                })
+            if with_ttr:
+                ttr.append({
+                    "model": model, "classifier": clf, "selection": "validation",
+                    "epochs": stat([v["val_epochs"] for v in val], 0), "eval_every": budget.eval_every,
+                    "full_run_seconds": stat([v["seconds"] for v in val], 2),
+                    "time_to_h_seconds": stat([v["time_to_h"] for v in val], 2),
+                    "epoch_to_h": stat([v["epoch_to_h"] for v in val], 1),
+                    "val_training_seconds": stat([v["val_wall"] for v in val], 2),
+                    "final_val_H": stat([v["final_val_H"] for v in val], 2),
+                    "test_H": stat([v["H"] for v in val], 2),
+                })
     return pairs, ttr
 
 
@@ -416,7 +421,7 @@ def bench_demo(cfg: BenchConfig, device: torch.device, progress) -> dict:
 
 
 # ---------------------------------------------------------------- the whole benchmark
-SECTIONS = ("pairs", "throughput", "demo", "extraction")
+SECTIONS = ("pairs", "ttr", "throughput", "demo", "extraction")
 
 
 def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
@@ -457,7 +462,7 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
         if on_section:
             on_section(result)
 
-    if {"pairs", "throughput"} & set(cfg.sections):
+    if {"pairs", "ttr", "throughput"} & set(cfg.sections):
         from extract.featureset import FeatureSet
         from pipelines.gzsl import make_problem
 
@@ -471,9 +476,10 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
             prob_cpu = make_problem(fs, fs.trainval_loc, fs.seen_classes, fs.unseen_classes, fs.test_seen_loc,
                                     fs.test_unseen_loc, "minmax", torch.device("cpu"))
             # the headline comparison first: a run cut short still has it
-            if "pairs" in cfg.sections:
-                result["pairs"], result["time_to_result"] = bench_pairs(cfg, budget, fs_path, prob_cpu, device,
-                                                                        work, progress, memory)
+            if {"pairs", "ttr"} & set(cfg.sections):
+                result["pairs"], result["time_to_result"] = bench_pairs(
+                    cfg, budget, fs_path, prob_cpu, device, work, progress, memory,
+                    with_pairs="pairs" in cfg.sections, with_ttr="ttr" in cfg.sections)
                 done_section()
             if "throughput" in cfg.sections:
                 result["throughput"] = bench_throughput(cfg, budget, prob_cpu, device, progress)

@@ -23,9 +23,9 @@ def add_arguments(p) -> None:
     p.add_argument("--eval-every", type=int, help="zsgm's validation cadence K (default: the budget's)")
     p.add_argument("--models", default="wgan,cramer", help="comma-separated generative models")
     p.add_argument("--classifiers", default="softmax,prototype", help="comma-separated final classifiers")
-    p.add_argument("--sections", default="pairs,throughput,demo,extraction",
-                   help="comma-separated sections, run in this order: pairs (zsgm vs the reference, time to result), "
-                        "throughput, demo (make gzsl end to end), extraction")
+    p.add_argument("--sections", default="pairs,ttr,throughput,demo,extraction",
+                   help="comma-separated sections, run in this order: pairs (zsgm vs the reference), "
+                        "ttr (time to result), throughput, demo (make gzsl end to end), extraction")
     p.add_argument("--no-extraction", action="store_true", help="skip the extraction benchmark")
     p.add_argument("--no-gpu-options", action="store_true", help="skip the speed-option variants (bf16; on CUDA also eager and compiled)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
