@@ -1,0 +1,64 @@
+"""The prototype classifier's batch size on a CUB-sized planted GZSL problem.
+
+A cramer generator (the bench's cpu budget, 5 epochs) synthesises 400 features per unseen
+class once; the classifier is then fitted with each ``batch,lr,seed`` given and scored on
+test (γ = 0 and the best γ). This decided the default batch (1024):
+
+    python bench/experiments/prototype_batch.py 1024,5e-4,0 1024,1e-3,0 256,5e-4,0
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from evaluate.classifiers.prototype import PrototypeClassifier  # noqa: E402
+from evaluate.metrics import best_gamma, gzsl_evaluate  # noqa: E402
+from generate.engine import Engine  # noqa: E402
+from pipelines.bench import BUDGETS, make_featureset, model_hp  # noqa: E402
+from pipelines.gzsl import make_problem  # noqa: E402
+
+
+def main(specs: list[str]) -> None:
+    fs = make_featureset(BUDGETS["seed"], seed=0)  # CUB-sized: 7057 / 1764 / 2967, 2048-d
+    prob = make_problem(fs, fs.trainval_loc, fs.seen_classes, fs.unseen_classes, fs.test_seen_loc,
+                        fs.test_unseen_loc, "minmax", torch.device("cpu"))
+    hp = {**model_hp("cramer", BUDGETS["cpu"]), "n_synth": 400}
+    torch.manual_seed(0)
+    eng = Engine("cramer", fs.feature_dim, prob.attributes.shape[1], hp, "cpu")
+    eng.fit(prob.train, 5, progress=False)
+    n = int(hp["n_synth"])
+    fake = eng.synthesize(prob.attributes[prob.unseen], n, float(hp["noise_unseen"]), float(hp["noise_fraction"]))
+    x = torch.cat([prob.train.features, fake])
+    y = torch.cat([prob.train.labels, prob.unseen.repeat_interleave(n)])
+    n_all = prob.attributes.shape[0]
+    local = torch.full((n_all,), -1, dtype=torch.long)
+    local[prob.classes] = torch.arange(len(prob.classes))
+    seen_mask = torch.zeros(n_all, dtype=torch.bool)
+    seen_mask[prob.seen] = True
+    for spec in specs:
+        bs, lr, seed = spec.split(",")
+        torch.manual_seed(int(seed))
+        t0 = time.perf_counter()
+        clf = PrototypeClassifier(batch_size=int(bs), lr=float(lr)).fit(
+            x, local[y], len(prob.classes), prob.attributes[prob.classes], seen_mask[prob.classes])
+        fit = time.perf_counter() - t0
+
+        def full(xe: torch.Tensor) -> torch.Tensor:
+            out = torch.full((xe.shape[0], n_all), float("-inf"))
+            out[:, prob.classes] = clf.scores(xe)
+            return out
+
+        args = (full(prob.eval_seen[0]), prob.eval_seen[1], full(prob.eval_unseen[0]), prob.eval_unseen[1], seen_mask)
+        r0 = gzsl_evaluate(*args)
+        g, rb = best_gamma(*args)
+        print(f"batch {bs} lr {lr} seed {seed}: fit {fit:.0f} s; γ=0 U {r0.U:.2f} S {r0.S:.2f} H {r0.H:.2f} "
+              f"zsl {r0.zsl:.2f}; best γ {g:.2f} H {rb.H:.2f}", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["1024,5e-4,0", "256,5e-4,0"])
