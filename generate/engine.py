@@ -83,13 +83,13 @@ class Engine:
         self.seconds = 0.0   # training time (epochs only)
         self.wall = 0.0      # training + epoch-callback (evaluation) time: what time-to-result is read from
 
-    # ------------------------------------------------------------ speed options (GPU)
+    # ------------------------------------------------------------ speed options
     def _setup_speed_options(self) -> None:
-        """``amp``: 'bf16' runs forward passes under bfloat16 autocast (CUDA, and CPUs: with
-        AVX512-BF16 or AMX a bf16 matrix product ran 2.4x the float32 one here; without them it
-        is emulated and slower, so it stays off by default); ``compile``: torch.compile the generator (the critic sits
-        under the gradient penalty's double backward, which torch.compile does not support).
-        Both default off; ``zsgm bench`` measures whether they pay on the device at hand.
+        """``amp``: 'bf16' runs forward passes under bfloat16 autocast, on CUDA and on CPUs (with
+        AVX512-BF16 or AMX a bf16 matrix product ran 2.4x the float32 one; without them it is
+        emulated and slower). ``compile``: torch.compile the generator (the critic sits under
+        the gradient penalty's double backward, which torch.compile does not support). Both
+        default off, since they change the numbers; ``zsgm bench`` measures whether they pay.
         ``cuda_graphs``: auto (default) captures each generator iteration as one CUDA graph on
         a GPU, for the families whose steps keep no host-side state; off trains eagerly."""
         amp = str(self.hp.get("amp") or "off").lower()

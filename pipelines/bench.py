@@ -272,7 +272,8 @@ def _run_ours(cfg: BenchConfig, budget: Budget, fs_path: Path, model: str, class
     epochs = budget.epochs if selection != "validation" else budget.ttr_epochs
     rc = RunConfig(features=str(fs_path), data="planted", model=model, classifier=classifier, seed=cfg.seed,
                    epochs=epochs, selection=selection, hp={**budget.hp, "patience": 0},
-                   clf_hp=dict(budget.clf_hp.get(classifier, {})), max_reseeds=0, eval_every=budget.eval_every, device=str(device))
+                   clf_hp=dict(budget.clf_hp.get(classifier, {})), max_reseeds=0, eval_every=budget.eval_every,
+                   device=str(device))
     runs_dir = work / f"runs-{tag}"
     _sync(device)
     t0 = time.perf_counter()
@@ -318,7 +319,8 @@ def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device
 
 
 def bench_pairs(cfg: BenchConfig, budget: Budget, fs_path: Path, prob_cpu, device: torch.device, work: Path,
-                progress, memory: dict, with_pairs: bool = True, with_ttr: bool = True) -> tuple[list[dict], list[dict]]:
+                progress, memory: dict, with_pairs: bool = True,
+                with_ttr: bool = True) -> tuple[list[dict], list[dict]]:
     """b. zsgm vs the reference (``with_pairs``) and c. time to result (``with_ttr``), per
     model × classifier, repeat by repeat in alternating order."""
     pairs, ttr = [], []

@@ -27,7 +27,8 @@ def add_arguments(p) -> None:
                    help="comma-separated sections, run in this order: pairs (zsgm vs the reference), "
                         "ttr (time to result), throughput, demo (make gzsl end to end), extraction")
     p.add_argument("--no-extraction", action="store_true", help="skip the extraction benchmark")
-    p.add_argument("--no-gpu-options", action="store_true", help="skip the speed-option variants (bf16; on CUDA also eager and compiled)")
+    p.add_argument("--no-gpu-options", action="store_true",
+                   help="skip the speed-option variants (bf16; on CUDA also eager and compiled)")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", help="output folder (default bench/results)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
