@@ -156,10 +156,13 @@ class Engine:
         sums: dict[str, torch.Tensor | float] = {}
         counts = {"critic": critic_iters * n_iters, "generator": n_iters}
         self.family.train()
-        done = self._graph_iterations(data, n_iters, sums, counts) if self.graphs else 0
+
+        def record(role: str, loss: torch.Tensor, logs: dict) -> None:
+            self._accumulate(sums, role, loss, logs, counts[role])
+
+        done = self._graph_iterations(data, n_iters, critic_iters, record, sums, counts) if self.graphs else 0
         for _ in range(n_iters - done):
-            self._generator_iteration(data, critic_iters, lambda role, loss, logs: self._accumulate(
-                sums, role, loss, logs, counts[role]))
+            self._generator_iteration(data, critic_iters, record)
         return self._read_sums(sums)
 
     def _generator_iteration(self, data: TrainData, critic_iters: int, record) -> None:
@@ -202,13 +205,13 @@ class Engine:
         record("generator", loss, logs)
 
     # ------------------------------------------------------------ CUDA graphs
-    def _graph_iterations(self, data: TrainData, n_iters: int, sums: dict, counts: dict) -> int:
+    def _graph_iterations(self, data: TrainData, n_iters: int, critic_iters: int, record, sums: dict,
+                          counts: dict) -> int:
         """Run generator iterations as replays of one captured CUDA graph; returns how many
         ran (0 for an epoch too short to capture: the caller trains it eagerly). On a GPU these small
         MLPs are bound by kernel-launch and Python overhead, not arithmetic: a replay
-        launches an iteration's few hundred kernels at once."""
-        critic_iters = int(self.hp.get("critic_iters", 5)) if self.family.adversarial else 0
-        eager_record = lambda role, loss, logs: self._accumulate(sums, role, loss, logs, counts[role])  # noqa: E731
+        launches an iteration's few hundred kernels at once. ``record`` sums the eager warm-up
+        iterations into ``sums``; the replays are added to it at the end."""
         done = 0
         if self._graph is None or self._graph[0] is not data:
             warmup = 3  # eager iterations on a side stream: allocator, optimiser state, cuBLAS handles
@@ -218,7 +221,7 @@ class Engine:
             stream.wait_stream(torch.cuda.current_stream(self.device))
             with torch.cuda.stream(stream):
                 for _ in range(warmup):
-                    self._generator_iteration(data, critic_iters, eager_record)
+                    self._generator_iteration(data, critic_iters, record)
             torch.cuda.current_stream(self.device).wait_stream(stream)
             done = warmup
             # static sums, allocated outside the capture (an allocation inside would be replayed
@@ -248,20 +251,23 @@ class Engine:
         return n_iters
 
     @staticmethod
-    def _graph_record(keys: dict, role: str, loss: torch.Tensor, logs: dict) -> None:
+    def _step_values(role: str, loss: torch.Tensor, logs: dict):
+        """(key, value) of one step's loss and logs: ``loss_<role>``, ``<role>_<log>``; values
+        are detached float tensors (no sync) or floats."""
+        yield f"loss_{role}", loss.detach().float()
+        for k, v in logs.items():
+            yield f"{role}_{k}", v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+
+    @classmethod
+    def _graph_record(cls, keys: dict, role: str, loss: torch.Tensor, logs: dict) -> None:
         """Inside a capture: add this step's values to the static sums (zeroed before each
         epoch's replays)."""
-        items = {f"loss_{role}": loss, **{f"{role}_{k}": v for k, v in logs.items()}}
-        for key, v in items.items():
-            keys[key].add_(v.detach().float().reshape(()) if isinstance(v, torch.Tensor) else float(v))
+        for key, v in cls._step_values(role, loss, logs):
+            keys[key].add_(v.reshape(()) if isinstance(v, torch.Tensor) else v)
 
     def _accumulate(self, sums: dict, role: str, loss: torch.Tensor, logs: dict, count: int) -> None:
         """Add this step's loss and logs (floats or tensors) to the epoch means, without a sync."""
-        key = f"loss_{role}"
-        sums[key] = sums.get(key, 0.0) + loss.detach().float() / count
-        for k, v in logs.items():
-            key = f"{role}_{k}"
-            v = v.detach().float() if isinstance(v, torch.Tensor) else float(v)
+        for key, v in self._step_values(role, loss, logs):
             sums[key] = sums.get(key, 0.0) + v / count
 
     def _read_sums(self, sums: dict) -> dict:

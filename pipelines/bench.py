@@ -415,7 +415,8 @@ def bench_demo(cfg: BenchConfig, device: torch.device, progress) -> dict:
             out = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
             walls.append(time.perf_counter() - t0)
         if out.returncode != 0:
-            return {"status": f"failed: {out.stderr.strip().splitlines()[-1:]}", "wall_seconds": stat([])}
+            last = out.stderr.strip().splitlines()[-1:] or [f"exit code {out.returncode}"]
+            return {"status": f"failed: {last[0]}", "wall_seconds": stat([])}
         try:
             hs.append(json.loads(out.stdout.strip().splitlines()[-1])["H"])
         except (ValueError, KeyError, IndexError):
@@ -435,6 +436,8 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
     device = pick_device(cfg.device)
     if cfg.repeats < 1:
         raise ZsgmError(f"--repeats must be >= 1, got {cfg.repeats}")
+    if not cfg.sections:
+        raise ZsgmError(f"no bench section asked for; use some of {', '.join(SECTIONS)}")
     unknown = set(cfg.sections) - set(SECTIONS)
     if unknown:
         raise ZsgmError(f"unknown bench section(s) {', '.join(sorted(unknown))}; use {', '.join(SECTIONS)}")
@@ -494,7 +497,6 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
     if "extraction" in cfg.sections:
         result["extraction"] = bench_extraction(cfg, budget, device, progress)
         done_section()
-    done_section()
     return result
 
 

@@ -26,6 +26,7 @@ import copy
 import functools
 import itertools
 import logging
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
@@ -103,6 +104,9 @@ def experiment_path(name: str) -> Path:
     return p
 
 
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
 def yaml_value(text: str, where: str) -> Any:
     """A command-line value read as YAML, except that numbers YAML 1.1 leaves as strings
     (``5e-4``, ``1e3``) are numbers, as a user means them."""
@@ -110,12 +114,7 @@ def yaml_value(text: str, where: str) -> Any:
         value = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ZsgmError(f"{where}: the value is not valid YAML ({exc})") from exc
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+    return float(value) if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) else value
 
 
 def parse_sets(items: Iterable[str]) -> dict[str, Any]:

@@ -11,10 +11,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extract.common import adam
+from extract.common import adam, train_minibatch
 
 from evaluate.classifiers import register
-from evaluate.classifiers.base import train_minibatch
 
 
 class PrototypeNet(nn.Module):

@@ -4,10 +4,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from extract.common import adam
+from extract.common import adam, train_minibatch
 
 from evaluate.classifiers import register
-from evaluate.classifiers.base import train_minibatch
 
 
 @register("softmax", "linear softmax over all classes on real seen + synthetic unseen features (f-CLSWGAN)")
