@@ -18,12 +18,10 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.data import DataLoader
-
-from extract import backbones
+from extract import backbones, gpu_decode
 from extract.common import pick_device, shared_data_root
-from extract.extractor import EngineConfig
-from extract.images import ImageList, decode
+from extract.extractor import EngineConfig, input_batches
+from extract.images import decode
 from extract.layouts.base import Record
 
 DEFAULT_BACKBONES = ("tf_efficientnet_lite0", "convnext_tiny", "vit_base_patch16_224")
@@ -55,12 +53,15 @@ def sample_images(n: int) -> list[Path]:
 def _forward(model, x, device) -> None:
     with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
         backbones.pooled_features(model, x.contiguous(memory_format=torch.channels_last))
+
+
+def _sync(device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
 
 
 def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: int = -1,
-                   draft: bool = False, device: str = "auto") -> dict:
+                   draft: bool = False, device: str = "auto", decode: str = "auto") -> dict:
     dev = pick_device(device)
     model = backbones.create(name, num_classes=0).eval().to(dev).to(memory_format=torch.channels_last)
     cfg = backbones.data_config(model, name)
@@ -69,49 +70,40 @@ def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: 
     n = len(files) - len(files) % batch_size or len(files)
     files = files[:n]
     draft_px = int(size[-1] / cfg.get("crop_pct", 1.0)) + 1 if draft else None
-    n_workers = EngineConfig(workers=workers).n_workers()
+    eng = EngineConfig(batch_size=batch_size, workers=workers, device=dev, draft=draft_px, decode=decode)
+    decoder = gpu_decode.resolve_decoder(decode, dev, draft_px)
 
-    # bare forward on random tensors, same batch shape
+    # bare forward on random tensors, same batch shape; like the engine, no wait per batch
     x = torch.randn(batch_size, *size, device=dev)
     _forward(model, x, dev)  # warm-up
+    _sync(dev)
     t0 = time.perf_counter()
     for _ in range(n // batch_size):
         _forward(model, x, dev)
+    _sync(dev)
     bare = n / (time.perf_counter() - t0)
 
-    # full pipeline, as the engine runs it (steady state: from the first batch on)
+    # full pipeline, through the engine's own batches (steady state: from the second batch on)
     records = [Record(i, p, 0) for i, p in enumerate(files)]
-    loader = DataLoader(ImageList(records, tf, draft_px), batch_size=batch_size, num_workers=n_workers,
-                        pin_memory=dev.type == "cuda", prefetch_factor=4 if n_workers else None)
-    it = iter(loader)
-    first = next(it)
-    _forward(model, first[0].to(dev), dev)
+    batches = input_batches(records, tf, eng, [list(range(b, min(n, b + batch_size))) for b in range(0, n, batch_size)])
+    first = next(batches)
+    _forward(model, first[0], dev)
+    _sync(dev)
     t0 = time.perf_counter()
     done = 0
-    for xb, *_ in it:
-        _forward(model, xb.to(dev, non_blocking=True), dev)
+    for xb, *_ in batches:
+        _forward(model, xb, dev)
         done += len(xb)
+    _sync(dev)
     pipe_s = time.perf_counter() - t0
     pipeline = done / pipe_s if done else float("nan")
 
-    # each stage alone, per image, with one torch thread as in a DataLoader worker
     k = min(len(files), 16)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        t0 = time.perf_counter()
-        imgs = [decode(p, None, draft_px) for p in files[:k]]
-        dec = (time.perf_counter() - t0) / k
-        t0 = time.perf_counter()
-        for im in imgs:
-            tf(im)
-        trans = (time.perf_counter() - t0) / k
-    finally:
-        torch.set_num_threads(threads)
+    dec, trans = (_stage_times_gpu if decoder == "gpu" else _stage_times_pil)(files[:k], tf, draft_px, dev)
     fwd = 1.0 / bare
     return {
-        "backbone": name, "device": str(dev), "input_size": list(size), "batch_size": batch_size,
-        "workers": n_workers, "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+        "backbone": name, "device": str(dev), "decode": decoder, "input_size": list(size), "batch_size": batch_size,
+        "workers": eng.n_workers(), "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
         "images": n, "fast_decode": draft, "bare_forward_img_s": round(bare, 2),
         "pipeline_img_s": round(pipeline, 2), "ratio": round(pipeline / bare, 3),
         "decode_ms": round(dec * 1e3, 2), "transform_ms": round(trans * 1e3, 2), "forward_ms": round(fwd * 1e3, 2),
@@ -119,16 +111,47 @@ def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: 
     }
 
 
+def _stage_times_pil(files, tf, draft_px, dev) -> tuple[float, float]:
+    """Seconds per image for PIL's decode and timm's transform, with one torch thread as in a worker."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        t0 = time.perf_counter()
+        imgs = [decode(p, None, draft_px) for p in files]
+        dec = (time.perf_counter() - t0) / len(files)
+        t0 = time.perf_counter()
+        for im in imgs:
+            tf(im)
+        return dec, (time.perf_counter() - t0) / len(files)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _stage_times_gpu(files, tf, draft_px, dev) -> tuple[float, float]:
+    """Seconds per image for one batched GPU decode and the transform there (after a warm-up batch);
+    reading the files, which the workers do, is left out."""
+    ds = gpu_decode.EncodedImages([Record(i, p, 0) for i, p in enumerate(files)])
+    items = gpu_decode.collate_encoded([ds[i] for i in range(len(ds))])
+    decoder = gpu_decode.GpuDecoder(gpu_decode.TensorTransform.from_timm(tf), dev)
+    boxes = [None] * len(files)
+    decoder(items[0], items[2], items[3], items[4], boxes)
+    _sync(dev)
+    t0 = time.perf_counter()
+    decoder(items[0], items[2], items[3], items[4], boxes)
+    _sync(dev)
+    return (time.perf_counter() - t0) / len(files), 0.0
+
+
 def run(backbone_names=DEFAULT_BACKBONES, n_images: int = 64, batch_size: int = 32, workers: int = -1,
-        draft: bool = False, device: str = "auto") -> list[dict]:
+        draft: bool = False, device: str = "auto", decoders: tuple[str, ...] = ("auto",)) -> list[dict]:
     files = sample_images(n_images)
-    return [bench_backbone(b, files, batch_size, workers, draft, device) for b in backbone_names]
+    return [bench_backbone(b, files, batch_size, workers, draft, device, d) for b in backbone_names for d in decoders]
 
 
 def table(rows: list[dict]) -> str:
-    head = ("| backbone | device | pipeline img/s | bare forward img/s | ratio | decode+transform ms/img | "
+    head = ("| backbone | device, decoder | pipeline img/s | bare forward img/s | ratio | decode+transform ms/img | "
             "forward ms/img | decode share |\n|---|---|---|---|---|---|---|---|")
-    lines = [f"| {r['backbone']}{' (fast decode)' if r['fast_decode'] else ''} | {r['device']} | "
+    lines = [f"| {r['backbone']}{' (fast decode)' if r['fast_decode'] else ''} | {r['device']}, {r['decode']} | "
              f"{r['pipeline_img_s']} | {r['bare_forward_img_s']} | {r['ratio']:.2f} | "
              f"{r['decode_ms'] + r['transform_ms']:.1f} | {r['forward_ms']:.1f} | {r['decode_share']:.0%} |"
              for r in rows]
@@ -143,9 +166,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=-1)
     p.add_argument("--fast-decode", action="store_true")
     p.add_argument("--device", default="auto")
+    p.add_argument("--decode", default="auto", help="auto | pil | gpu, or a comma-separated list to compare")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
-    rows = run(a.backbones.split(","), a.images, a.batch_size, a.workers, a.fast_decode, a.device)
+    rows = run(a.backbones.split(","), a.images, a.batch_size, a.workers, a.fast_decode, a.device,
+               tuple(a.decode.split(",")))
     print(json.dumps(rows, indent=2) if a.json else table(rows))
     return 0
 

@@ -33,12 +33,13 @@ BAD_IMAGE_POLICIES = ("fail", "skip")
 @dataclass
 class EngineConfig:
     batch_size: int = 32
-    workers: int = -1              # -1: as many as spare cores, at most 4
+    workers: int = -1              # -1: all cores but one, at most 16
     device: torch.device = torch.device("cpu")
     shard_size: int = 256
     on_bad_image: str = "fail"
     channels_last: bool = True
     draft: int | None = None       # decode JPEGs at reduced scale covering this many pixels
+    decode: str = "auto"           # auto | pil | gpu (extract.gpu_decode): where JPEGs are decoded
     rank: int = 0
     world_size: int = 1
     progress: bool = True
@@ -116,16 +117,37 @@ def _batches(ranges, pending: list[int], batch_size: int) -> list[list[int]]:
     return out
 
 
+def input_batches(records, transform, cfg: EngineConfig, batch_sampler):
+    """(input batch on cfg.device, positions, ok, error messages) for each batch of ``batch_sampler``.
+
+    With the PIL decoder the workers decode and transform; with the GPU decoder they only read
+    the files, and the batch is decoded and transformed on the device."""
+    from extract import gpu_decode
+
+    device = cfg.device
+    decoder = gpu_decode.resolve_decoder(cfg.decode, device, cfg.draft)
+    on_gpu = decoder == "gpu"
+    ds = gpu_decode.EncodedImages(records) if on_gpu else ImageList(records, transform, cfg.draft)
+    workers = cfg.n_workers()
+    loader = DataLoader(ds, batch_sampler=batch_sampler, num_workers=workers, pin_memory=device.type == "cuda",
+                        prefetch_factor=4 if workers else None,
+                        collate_fn=gpu_decode.collate_encoded if on_gpu else None)
+    if not on_gpu:
+        for x, idx, ok, err in loader:
+            yield x.to(device, non_blocking=True), idx, ok, list(err)
+        return
+    gpu = gpu_decode.GpuDecoder(gpu_decode.TensorTransform.from_timm(transform), device)
+    for data, idx, ok, err, is_jpeg in loader:
+        x, ok, err = gpu(data, ok, err, is_jpeg, [records[int(i)].box for i in idx])
+        yield x, idx, ok, err
+
+
 def _compute(records, model, transform, work: Path, ranges, pending, cfg: EngineConfig, feature_fn) -> int:
     device = cfg.device
     model = model.eval().to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    ds = ImageList(records, transform, cfg.draft)
-    workers = cfg.n_workers()
-    loader = DataLoader(ds, batch_sampler=_batches(ranges, pending, cfg.batch_size), num_workers=workers,
-                        pin_memory=device.type == "cuda", persistent_workers=False,
-                        prefetch_factor=4 if workers else None)
+    batches = input_batches(records, transform, cfg, _batches(ranges, pending, cfg.batch_size))
     total = sum(ranges[s][1] - ranges[s][0] for s in pending)
     bar = tqdm(total=total, unit="img", desc=f"extract (rank {cfg.rank})" if cfg.world_size > 1 else "extract",
                disable=not cfg.progress or cfg.rank != 0, dynamic_ncols=True)
@@ -137,25 +159,26 @@ def _compute(records, model, transform, work: Path, ranges, pending, cfg: Engine
     errors: dict[int, str] = {}
     written = done = 0
     with torch.inference_mode():
-        for x, idx, ok, err in loader:
+        for x, idx, ok, err in batches:
             bad = [(int(i), e) for i, o, e in zip(idx, ok, err) if not o]
             if bad and cfg.on_bad_image == "fail":
                 i, e = bad[0]
                 raise ZsgmError(f"cannot decode image {records[i].path} ({e}); replace the file, or pass "
                                 f"--on-bad-image skip to leave it out (it is then listed in the output's metadata)")
             errors.update({i: f"{records[i].path}: {e}" for i, e in bad})
-            x = x.to(device, non_blocking=True)
             if cfg.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_amp):
                 f = feature_fn(model, x)
-            buf.append(f.float().cpu())
+            # kept on the device until the shard is written: no wait for the GPU per batch, so the
+            # next batch is read (and, with the GPU decoder, decoded) while this one runs
+            buf.append(f.float())
             oks.append(ok.bool())
             bar.update(len(idx))
             done += len(idx)
             lo, hi = ranges[current]
             if int(idx[-1]) == hi - 1:  # the shard is complete: persist it
-                _write_shard(work, current, torch.cat(buf), torch.cat(oks),
+                _write_shard(work, current, torch.cat(buf).cpu(), torch.cat(oks),
                              {i: e for i, e in errors.items() if lo <= i < hi})
                 buf, oks, written = [], [], written + 1
                 current = next(shard_iter, None)

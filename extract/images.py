@@ -7,7 +7,7 @@ the caller fails or skips with the path in hand.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import BinaryIO, Callable, Sequence
 
 import torch
 from PIL import Image
@@ -19,7 +19,7 @@ from extract.layouts.base import Record
 OPEN_HOOK: Callable[[Record], None] | None = None
 
 
-def decode(path: Path, box: tuple[int, int, int, int] | None = None, draft: int | None = None) -> Image.Image:
+def decode(path: Path | BinaryIO, box: tuple[int, int, int, int] | None = None, draft: int | None = None) -> Image.Image:
     """RGB image (or the crop ``box``); ``draft`` lets libjpeg decode at a reduced scale that still
     covers ``draft`` pixels on the short side, which is most of the decode cost for big photos."""
     with Image.open(path) as im:
@@ -30,10 +30,15 @@ def decode(path: Path, box: tuple[int, int, int, int] | None = None, draft: int 
                 im.draft("RGB", (int(w / scale) + 1, int(h / scale) + 1))
         im = im.convert("RGB")  # forces the full decode: a truncated file raises here
     if box is not None:
-        x1, y1, x2, y2 = box
-        w, h = im.size
-        im = im.crop((max(0, x1), max(0, y1), min(w, max(x2, x1 + 1)), min(h, max(y2, y1 + 1))))
+        im = im.crop(clamp_box(box, *im.size))
     return im
+
+
+def clamp_box(box: tuple[int, int, int, int], w: int, h: int) -> tuple[int, int, int, int]:
+    """An annotated box (x1, y1, x2, y2) clipped to a w x h image, at least one pixel wide and high."""
+    x1, y1, x2, y2 = box
+    x1, y1 = min(max(0, x1), w - 1), min(max(0, y1), h - 1)
+    return x1, y1, min(w, max(x2, x1 + 1)), min(h, max(y2, y1 + 1))
 
 
 class ImageList(Dataset):

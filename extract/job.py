@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from extract import assemble, backbones, extractor
+from extract import assemble, backbones, extractor, gpu_decode
 from extract import scratch as training
 from extract import weights as wts
 from extract.common import PROJECT_ROOT, ZsgmError, log, pick_device, sha256_file, stable_hash, versions
@@ -105,12 +105,17 @@ def run(req: ExtractRequest) -> Path:
     transform = backbones.eval_transform(data_cfg)
     if req.engine.draft == -1:  # --fast-decode: decode no smaller than the transform's resize
         req.engine.draft = int(math.ceil(data_cfg["input_size"][-1] / data_cfg.get("crop_pct", 1.0)))
+    req.engine.decode = gpu_decode.resolve_decoder(req.engine.decode, device, req.engine.draft)
+    if req.engine.decode == "gpu":
+        gpu_decode.TensorTransform.from_timm(transform)  # a transform it cannot apply fails here, not mid-run
     out = Path(req.out) if req.out else default_output(req.data, arch, req.mode)
     weights_id = (resolved.sha256() if resolved else
                   f"scratch:{req.train.key()}" if req.scratch else f"random:seed{req.train.seed}")
     prov = {"dataset": raw.spec.name, "images": raw.image_list_hash(), "backbone": req.backbone,
             "weights": weights_id, "transform": repr(transform), "dtype": req.dtype,
             "img_size": req.img_size, "mode": req.mode, "draft": req.engine.draft}
+    if req.engine.decode != "pil":  # PIL-decoded caches keep the keys they had before the GPU decoder
+        prov["decode"] = req.engine.decode
     key = stable_hash(prov, 16)
     old = _existing_key(out)
     if old == key and not req.force:
@@ -161,6 +166,7 @@ def _meta(raw, req: ExtractRequest, resolved, transform, data_cfg, key: str, got
         "image_list_hash": raw.image_list_hash(), "provenance_key": key,
         "code_version": versions()["zsgm"], "versions": json.dumps(versions()),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dtype": req.dtype, "device": str(device),
+        "decode": req.engine.decode,
         "scratch_config": json.dumps(req.train.__dict__) if req.scratch else "",
         "skipped_images": json.dumps(sorted(files[i] for i in got.errors)),
         "skipped_reasons": json.dumps({files[i]: e for i, e in sorted(got.errors.items())}),

@@ -382,15 +382,18 @@ def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, pro
     for r in range(cfg.repeats):
         progress(f"extraction (repeat {r + 1}/{cfg.repeats})")
         try:
+            # on a GPU both decoders: PIL in the workers and nvJPEG on the device (the default there)
             runs.append(xb.run(list(budget.backbones), n_images=budget.images,
-                               batch_size=max(1, min(budget.extract_batch, budget.images // 2)), device=str(device)))
+                               batch_size=max(1, min(budget.extract_batch, budget.images // 2)), device=str(device),
+                               decoders=("pil", "gpu") if device.type == "cuda" else ("pil",)))
         except Exception as exc:  # e.g. a backbone timm cannot build offline
             log.warning("extraction bench failed: %s", exc)
             return {"status": f"failed: {type(exc).__name__}: {exc}", "rows": []}
     rows = []
     for i, first in enumerate(runs[0]):
         per = [run[i] for run in runs]
-        rows.append({"backbone": first["backbone"], "device": first["device"], "images": first["images"],
+        rows.append({"backbone": first["backbone"], "device": first["device"], "decode": first["decode"],
+                     "images": first["images"],
                      "batch_size": first["batch_size"], "workers": first["workers"],
                      **{k: stat([p[k] for p in per], 3) for k in
                         ("pipeline_img_s", "bare_forward_img_s", "ratio", "decode_ms", "transform_ms", "forward_ms",
@@ -565,12 +568,12 @@ def to_markdown(res: dict) -> str:
     ex = res["extraction"]
     lines += ["", "## e. Extraction throughput (`extract/bench.py`)", ""]
     if ex["rows"]:
-        lines += ["| backbone | device | pipeline img/s | bare forward img/s | ratio | decode+transform ms/img | "
-                  "decode share |", "|---|---|---|---|---|---|---|"]
+        lines += ["| backbone | device | decoder | pipeline img/s | bare forward img/s | ratio | "
+                  "decode+transform ms/img | decode share |", "|---|---|---|---|---|---|---|---|"]
         for r in ex["rows"]:
             dt = {k: (r["decode_ms"][k] or 0) + (r["transform_ms"][k] or 0) for k in ("median", "min", "max")}
             dt.update(n=r["decode_ms"]["n"])
-            lines.append(f"| {r['backbone']} | {r['device']} | {fmt(r['pipeline_img_s'], 1)} | "
+            lines.append(f"| {r['backbone']} | {r['device']} | {r.get('decode', 'pil')} | {fmt(r['pipeline_img_s'], 1)} | "
                          f"{fmt(r['bare_forward_img_s'], 1)} | {fmt(r['ratio'])} | {fmt(dt, 1)} | "
                          f"{fmt(r['decode_share'])} |")
     else:

@@ -77,3 +77,38 @@ def test_batched_gzsl_run_on_cuda_learns(tmp_path):
                     device="cuda")
     rec = run_gzsl(cfg, store=tmp_path / "runs.jsonl", runs_dir=tmp_path / "runs", progress=False)
     assert rec["U"] > 100 / 30 * 3, rec  # chance over all 30 classes is 3.3 %
+
+
+# ---------------------------------------------------------------- JPEG decoding on the GPU
+def test_nvjpeg_batch_is_close_to_pil(tmp_path):
+    """nvJPEG's IDCT and chroma upsampling are not libjpeg-turbo's: close, not equal (on the CPU the
+    same code is within 2 grey levels of PIL, tests/test_gpu_decode.py)."""
+    from test_gpu_decode import IMAGENET, decode_on, grey_levels, photos, timm_eval
+
+    from extract import images
+
+    files = photos(tmp_path)
+    tf = timm_eval()
+    x, ok, err = decode_on(DEV, files, tf)
+    ref = torch.stack([tf(images.decode(p)) for p in files]).to(DEV)
+    diff = grey_levels((x - ref).abs(), IMAGENET["std"])
+    corr = torch.nn.functional.cosine_similarity((x - x.mean()).flatten(1), (ref - ref.mean()).flatten(1))
+    print(f"nvJPEG vs PIL: mean {diff.mean():.3f}, max {diff.max():.1f} grey levels, min correlation {corr.min():.5f}")
+    assert ok.all() and x.is_cuda and x.shape == ref.shape
+    assert diff.mean() < 4.0 and corr.min() > 0.98
+
+
+def test_extraction_on_cuda_decodes_on_the_gpu_by_default(tmp_path):
+    from test_gpu_decode import _extract
+
+    from fixtures_images import make_cub
+
+    fx = make_cub(tmp_path / "root")
+    fx.paths[3].write_bytes(fx.paths[3].read_bytes()[:400])
+    gpu = _extract(tmp_path / "root", tmp_path / "gpu.safetensors", on_bad_image="skip", device="cuda")
+    pil = _extract(tmp_path / "root", tmp_path / "pil.safetensors", on_bad_image="skip", device="cuda", decode="pil")
+    assert gpu.meta["decode"] == "gpu" and pil.meta["decode"] == "pil"
+    assert fx.paths[3].name in gpu.meta["skipped_images"] and torch.equal(gpu.labels, pil.labels)
+    cos = torch.nn.functional.cosine_similarity(gpu.features.float(), pil.features.float())
+    print(f"GPU-decoded vs PIL-decoded features: min cosine {cos.min():.5f}")
+    assert cos.min() > 0.99

@@ -13,4 +13,4 @@ def test_bench_backbone_reports_pipeline_vs_bare(tmp_path):
     assert row["images"] == 8 and row["bare_forward_img_s"] > 0 and row["pipeline_img_s"] > 0
     assert row["ratio"] == pytest.approx(row["pipeline_img_s"] / row["bare_forward_img_s"], rel=0.05)  # rounded
     assert 0 < row["decode_share"] < 1 and row["input_size"][0] == 3
-    assert "| resnet10t | cpu |" in bench.table([row])
+    assert row["decode"] == "pil" and "| resnet10t | cpu, pil |" in bench.table([row])

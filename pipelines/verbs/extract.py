@@ -22,13 +22,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--img-size", type=int, help="input size (default: the backbone's pretrained config)")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="stored feature dtype")
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=-1, help="DataLoader workers (-1: spare cores, at most 4)")
+    p.add_argument("--workers", type=int, default=-1, help="DataLoader workers (-1: all cores but one, at most 16)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--shard-size", type=int, default=256, help="images per resumable shard")
     p.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"],
                    help="an unreadable image stops the run (fail) or is left out and listed (skip)")
     p.add_argument("--fast-decode", action="store_true",
                    help="let libjpeg decode large JPEGs at reduced scale (faster; features differ slightly)")
+    p.add_argument("--decode", default="auto", choices=["auto", "pil", "gpu"],
+                   help="where JPEGs are decoded and resized: PIL in the DataLoader workers, or nvJPEG on the GPU "
+                        "(auto: gpu on CUDA, else pil; features differ from PIL's by a grey level or so)")
     p.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("--scratch training")
@@ -50,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
 
     kill = os.environ.get("ZSGM_TEST_KILL_AFTER_SHARDS")  # test hook: a real SIGKILL mid-run
     eng = EngineConfig(batch_size=args.batch_size, workers=args.workers, shard_size=args.shard_size,
-                       on_bad_image=args.on_bad_image, progress=not args.no_progress,
+                       on_bad_image=args.on_bad_image, progress=not args.no_progress, decode=args.decode,
                        kill_after_shards=int(kill) if kill else None)
     if args.fast_decode:
         eng.draft = -1  # resolved to the transform's resize size by the job
