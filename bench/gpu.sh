@@ -36,36 +36,41 @@ $PY -c "import sys, torch, timm; print(sys.version.split()[0], 'torch', torch.__
 torch.cuda.get_device_name(), 'cpus', __import__('os').cpu_count())"
 
 # Plans, sized from the H200 run of 2026-11-27 (the reference loop takes ~28 s per seed-budget
-# epoch there, zsgm ~4 s; each plan fits one 10-minute command):
-#   PLAN=short (~4 min): the CUDA tests, the headline pair once, engine throughput.
-#   PLAN=full  (~9 min): the CUDA tests, the headline pair twice, throughput, extraction.
-#   PLAN=more  (~8 min, a second call): time to result at the model's 30 epochs, the demo on
-#                CUDA, the wgan + softmax pair once.
+# epoch there, zsgm ~4 s; each plan fits one 10-minute command and a 15-minute lease):
+#   PLAN=short (~5 min): the CUDA tests, the headline pair once, extraction once (PIL vs GPU decode).
+#   PLAN=full  (~9 min): the CUDA tests, the headline pair twice, extraction twice.
+#   PLAN=more  (~9 min, a second lease): the classifier's CUDA graphs against eager steps, time to
+#                result at the model's 30 epochs, the demo on CUDA, the wgan + softmax pair once.
 PLAN=${PLAN:-full}
 HEAD=(--device cuda --budget seed --models cramer --classifiers prototype --epochs 5 --eval-every 5)
 
 if [ "$PLAN" = short ] || [ "$PLAN" = full ]; then
-    # the GPU path's tests: CUDA-graph capture of every family, replay = eager, a learning run
-    step 60 tests $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py
+    # the GPU path's tests: CUDA-graph capture of every family and of the classifier step, replay =
+    # eager, a learning run, nvJPEG against PIL, extraction decoding on the GPU
+    step 100 tests $PY -m pytest -q -s -p no:cacheprovider tests/test_cuda.py
 fi
 case "$PLAN" in
 short)
     step 200 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 1 --ttr-repeats 0 \
-        --sections pairs,throughput --out "$OUT" --tag cuda-cramer-prototype ;;
+        --sections pairs --out "$OUT" --tag cuda-cramer-prototype
+    step 100 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 1 --sections extraction \
+        --out "$OUT" --tag cuda-extraction ;;
 full)
-    step 380 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 2 --ttr-repeats 0 \
-        --sections pairs,throughput --out "$OUT" --tag cuda-cramer-prototype
-    # extraction: pipeline vs bare forward for three backbones on real CUB photos, and with fast JPEG decode
-    step 60 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
-        --out "$OUT" --tag cuda-extraction
-    step 40 fastdecode $PY -m extract.bench --device cuda --images 512 --batch-size 64 --fast-decode --json
-    cp /tmp/zsgm-fastdecode.log "$OUT/cuda-extraction-fast-decode.log" ;;
+    step 360 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 2 --ttr-repeats 0 \
+        --sections pairs --out "$OUT" --tag cuda-cramer-prototype
+    # extraction: pipeline vs bare forward for three backbones on real CUB photos, PIL and GPU decode
+    step 110 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
+        --out "$OUT" --tag cuda-extraction ;;
 more)
-    step 240 ttr $PY -m pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
+    # the prototype classifier's fit on a CUB-sized problem: graphs (auto) against eager, batch 1024 and 256
+    step 150 classifier $PY bench/experiments/prototype_batch.py --device cuda 1024,5e-4,0 1024,5e-4,0 \
+        1024,5e-4,0,off 256,5e-4,0 256,5e-4,0,off
+    cp /tmp/zsgm-classifier.log "$OUT/cuda-classifier-graphs.log"
+    step 180 ttr $PY -m pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
         --sections ttr --out "$OUT" --tag cuda-cramer-prototype-ttr
-    step 60 demo $PY -m pipelines.cli bench --device cuda --repeats 2 --sections demo --out "$OUT" --tag cuda-demo
-    step 220 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
-        --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs --no-gpu-options \
+    step 50 demo $PY -m pipelines.cli bench --device cuda --repeats 2 --sections demo --out "$OUT" --tag cuda-demo
+    step 200 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
+        --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs --no-speed-options \
         --out "$OUT" --tag cuda-wgan-softmax ;;
 *)
     echo "unknown PLAN '$PLAN': use short, full or more" >&2

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from extract.common import adam, ZsgmError, atomic_torch_save, log, rng_state, set_rng_state
+from extract.common import adam, ZsgmError, atomic_torch_save, cuda_graphs_wanted, log, rng_state, set_rng_state
 from generate.registry import get
 from generate.seen_classifier import train_seen_classifier
 
@@ -100,9 +100,7 @@ class Engine:
         if compiled:
             self.family.generator.compile()  # in place: state_dict keys stay as they are
         graphs = str(self.hp.get("cuda_graphs", "auto")).lower()
-        if graphs not in ("auto", "on", "true", "off", "false"):
-            raise ZsgmError(f"hp.cuda_graphs must be auto, on or off, got '{graphs}'")
-        self.graphs = graphs in ("auto", "on", "true") and self.device.type == "cuda" and not compiled \
+        self.graphs = cuda_graphs_wanted(graphs, self.device, "hp") and not compiled \
             and not self.family.closed_form and self.family.graph_safe
         if graphs in ("on", "true") and not self.graphs:
             log.info("%s: cuda_graphs on, but not usable here (needs CUDA, no compile, a graph-safe family)",

@@ -103,7 +103,8 @@ class BenchConfig:
     models: tuple[str, ...] = ("wgan", "cramer")
     classifiers: tuple[str, ...] = ("softmax", "prototype")
     sections: tuple[str, ...] = ("pairs", "ttr", "throughput", "demo", "extraction")
-    gpu_options: bool = True          # measure the speed options: bf16 (CPU, CUDA); graphs off, compile (CUDA)
+    speed_options: bool = True        # measure the speed options: bf16 (CPU, CUDA); graphs off, compile (CUDA)
+    clf_set: dict = field(default_factory=dict)  # final-classifier settings for zsgm's runs (not the reference's)
     out_dir: Path | None = None
     seed: int = 0
 
@@ -224,7 +225,7 @@ def bench_throughput(cfg: BenchConfig, budget: Budget, prob_cpu, device: torch.d
         # the regulariser's pre-training is not what is timed here: one epoch of it suffices
         hp = model_hp(model, budget, cls_pretrain_epochs=1)
         variants = {"engine": {}}
-        if cfg.gpu_options:  # the engine's speed options, each measured where it applies
+        if cfg.speed_options:  # the engine's speed options, each measured where it applies
             variants["engine+bf16"] = {"amp": "bf16"}
             if device.type == "cuda":
                 # "engine" is the default: one CUDA graph per generator iteration where the family allows
@@ -272,7 +273,8 @@ def _run_ours(cfg: BenchConfig, budget: Budget, fs_path: Path, model: str, class
     epochs = budget.epochs if selection != "validation" else budget.ttr_epochs
     rc = RunConfig(features=str(fs_path), data="planted", model=model, classifier=classifier, seed=cfg.seed,
                    epochs=epochs, selection=selection, hp={**budget.hp, "patience": 0},
-                   clf_hp=dict(budget.clf_hp.get(classifier, {})), max_reseeds=0, eval_every=budget.eval_every,
+                   clf_hp={**budget.clf_hp.get(classifier, {}), **cfg.clf_set}, max_reseeds=0,
+                   eval_every=budget.eval_every,
                    device=str(device))
     runs_dir = work / f"runs-{tag}"
     _sync(device)
@@ -454,7 +456,8 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
         or platform.machine(),
         "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(), "repeats": cfg.repeats,
         "ttr_repeats": cfg.ttr_repeats if cfg.ttr_repeats is not None else cfg.repeats,
-        "budget": dataclasses.asdict(budget), "models": list(cfg.models), "classifiers": list(cfg.classifiers),
+        "budget": dataclasses.asdict(budget), "clf_set": cfg.clf_set, "models": list(cfg.models),
+        "classifiers": list(cfg.classifiers),
         "sections": list(cfg.sections), "load_avg_before": load_avg(), "versions": versions(),
     }
     memory: dict = {"start_mb": round(peak_rss_mb(), 1)}
@@ -529,7 +532,8 @@ def to_markdown(res: dict) -> str:
              f"Sections: {', '.join(m.get('sections', SECTIONS))}.", "",
              f"Data: {m.get('featureset', 'n/a')} (planted features on real CUB attributes; fabricated, fine for timing). "
              f"Engine overrides of the seed defaults: `{json.dumps(b['hp'])}`; classifier overrides: "
-             f"`{json.dumps(b['clf_hp'])}`.", "",
+             f"`{json.dumps(b['clf_hp'])}`" + (f"; zsgm's classifier only: `{json.dumps(m['clf_set'])}`"
+                                              if m.get("clf_set") else "") + ".", "",
              "## a. Engine throughput (generator iterations, each after the critic steps)", "",
              "| model | loop | generator it/s | critic it/s | speed vs engine |", "|---|---|---|---|---|"]
     for r in res["throughput"]:

@@ -2,7 +2,8 @@
 
 * batched synthesis equals a per-class generator loop under a fixed seed;
 * the single critic call over [real; fake(; fake2)] equals separate calls (losses, gradients);
-* the on-device minibatch classifiers match the slow per-sample DataLoader reference;
+* the on-device minibatch classifiers match the slow per-sample DataLoader reference, and the
+  CUDA-graph step's static, padded batches match the plain loop;
 * the engine's sync-free loss accumulation still detects divergence;
 * early stopping / model selection never reads a test index before the final evaluation;
 * ``zsgm bench --quick`` writes a JSON with the expected keys and positive numbers.
@@ -194,6 +195,37 @@ def test_fast_classifier_matches_per_sample_reference(kind, batch):
     assert abs(fast - slow) <= 6.0, f"fast {fast_acc} vs per-sample reference {slow_acc}"
 
 
+def test_static_batch_steps_equal_the_eager_loop():
+    """The CUDA-graph step's arithmetic, run eagerly on the CPU: a static index buffer, the short
+    last batch padded and weighted 0, the loss summed on the device; same weights and losses as the
+    plain loop (and the same permutations: the static path draws no random numbers)."""
+    from extract.common import adam, train_minibatch
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(300, 8, generator=g), torch.randint(0, 5, (300,), generator=g)
+    runs = []
+    for graphs in (True, False):
+        torch.manual_seed(0)
+        net = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5))
+        opt = adam(net.parameters(), lr=1e-2)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
+        runs.append((net, train_minibatch(net, net, x, y, 4, 64, opt, sched, graphs=graphs)))  # 300 = 4 x 64 + 44
+    (a, la), (b, lb) = runs
+    assert la == pytest.approx(lb, rel=1e-5) and la[-1] < la[0]
+    for wa, wb in zip(a.parameters(), b.parameters()):
+        assert torch.allclose(wa, wb, rtol=1e-5, atol=1e-6)
+
+
+def test_cuda_graphs_setting_is_checked_and_means_nothing_off_cuda():
+    from extract.common import ZsgmError, cuda_graphs_wanted
+
+    assert cuda_graphs_wanted("auto", "cuda", "x") and cuda_graphs_wanted(True, "cuda:0", "x")
+    assert not cuda_graphs_wanted("auto", "cpu", "x") and not cuda_graphs_wanted(False, "cuda", "x")
+    with pytest.raises(ZsgmError, match="prototype classifier: cuda_graphs must be auto, on or off"):
+        build_classifier("prototype", {"cuda_graphs": "sometimes"}).fit(
+            torch.randn(8, 4), torch.arange(8) % 2, 2, torch.randn(2, 3))
+
+
 # ---------------------------------------------------------------- selection never reads test
 def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
     import pipelines.gzsl as gzsl
@@ -256,7 +288,7 @@ def test_bench_quick_smoke(tmp_path):
     from pipelines.cli import main
 
     rc = main(["bench", "--quick", "--repeats", "1", "--models", "cramer", "--classifiers", "prototype",
-               "--out", str(tmp_path)])
+               "--clf-set", "scale=5e0", "--out", str(tmp_path)])
     assert rc == 0
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1 and files[0].with_suffix(".md").is_file()
@@ -274,3 +306,4 @@ def test_bench_quick_smoke(tmp_path):
     assert ttr["full_run_seconds"]["median"] > 0 and ttr["time_to_h_seconds"]["median"] > 0
     assert res["memory"]["peak_mb"] > 0 and res["memory"]["after_first_run_mb"] > 0
     assert res["meta"]["repeats"] == 1 and res["meta"]["budget"]["name"] == "quick"
+    assert res["meta"]["clf_set"] == {"scale": 5.0} and "zsgm's classifier only" in files[0].with_suffix(".md").read_text()

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extract.common import adam, train_minibatch
+from extract.common import adam, cuda_graphs_wanted, train_minibatch
 
 from evaluate.classifiers import register
 
@@ -38,20 +38,21 @@ class PrototypeNet(nn.Module):
 class PrototypeClassifier:
     def __init__(self, epochs: int = 50, lr: float = 5e-4, weight_decay: float = 1e-4, hidden: int = 1024,
                  scale: float = 5.0, batch_size: int = 1024, lr_step: int = 25, seen_scale: float = 0.95,
-                 min_steps: int = 600, device=None):
+                 min_steps: int = 600, cuda_graphs: str = "auto", device=None):
         self.epochs, self.lr, self.wd, self.hidden = epochs, lr, weight_decay, hidden
         self.scale, self.batch_size, self.lr_step, self.seen_scale = scale, batch_size, lr_step, seen_scale
-        self.min_steps = min_steps
+        self.min_steps, self.cuda_graphs = min_steps, cuda_graphs
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes: torch.Tensor,
             seen_mask: torch.Tensor | None = None):
         self.att = attributes.to(x.device).float()
         self.net = PrototypeNet(self.att.shape[1], x.shape[1], self.hidden, self.scale).to(x.device)
-        opt = adam(self.net.parameters(), lr=self.lr, weight_decay=self.wd)
+        graphs = cuda_graphs_wanted(self.cuda_graphs, x.device, "prototype classifier")
+        opt = adam(self.net.parameters(), lr=self.lr, weight_decay=self.wd, capturable=graphs)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step), gamma=0.1)
         self.seen_mask = seen_mask
         self.losses = train_minibatch(self.net, lambda b: self.net(b, self.att), x, y, self.epochs,
-                                      self.batch_size, opt, sched, self.min_steps)
+                                      self.batch_size, opt, sched, self.min_steps, graphs)
         return self
 
     @torch.no_grad()

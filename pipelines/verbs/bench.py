@@ -27,8 +27,12 @@ def add_arguments(p) -> None:
                    help="comma-separated sections, run in this order: pairs (zsgm vs the reference), "
                         "ttr (time to result), throughput, demo (make gzsl end to end), extraction")
     p.add_argument("--no-extraction", action="store_true", help="skip the extraction benchmark")
-    p.add_argument("--no-gpu-options", action="store_true",
-                   help="skip the speed-option variants (bf16; on CUDA also eager and compiled)")
+    p.add_argument("--no-speed-options", "--no-gpu-options", dest="no_speed_options", action="store_true",
+                   help="skip the speed-option variants of the throughput section (bf16; on CUDA also eager "
+                        "and compiled); --no-gpu-options is its old name")
+    p.add_argument("--clf-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="final-classifier setting for zsgm's runs, not the reference's (repeatable), "
+                        "e.g. cuda_graphs=off")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", help="output folder (default bench/results)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
@@ -41,6 +45,7 @@ def run(args) -> int:
     import torch
 
     from pipelines.bench import BenchConfig, run_bench, to_markdown, write_results
+    from pipelines.verbs.gzsl import parse_sets
 
     if args.threads:
         torch.set_num_threads(int(args.threads))
@@ -51,7 +56,8 @@ def run(args) -> int:
                       ttr_epochs=args.ttr_epochs,
                       models=tuple(m for m in args.models.split(",") if m),
                       classifiers=tuple(c for c in args.classifiers.split(",") if c),
-                      sections=sections, gpu_options=not args.no_gpu_options,
+                      sections=sections, speed_options=not args.no_speed_options,
+                      clf_set=parse_sets(args.clf_set, "--clf-set"),
                       out_dir=Path(args.out) if args.out else None)
     written: list = []
 
