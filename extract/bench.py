@@ -71,7 +71,7 @@ def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: 
     files = files[:n]
     draft_px = int(size[-1] / cfg.get("crop_pct", 1.0)) + 1 if draft else None
     eng = EngineConfig(batch_size=batch_size, workers=workers, device=dev, draft=draft_px, decode=decode)
-    decoder = gpu_decode.resolve_decoder(decode, dev, draft_px)
+    decoder = gpu_decode.resolve_decoder(decode, dev, draft_px, tf)
 
     # bare forward on random tensors, same batch shape; like the engine, no wait per batch
     x = torch.randn(batch_size, *size, device=dev)

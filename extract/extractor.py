@@ -125,7 +125,7 @@ def input_batches(records, transform, cfg: EngineConfig, batch_sampler):
     from extract import gpu_decode
 
     device = cfg.device
-    decoder = gpu_decode.resolve_decoder(cfg.decode, device, cfg.draft)
+    decoder = gpu_decode.resolve_decoder(cfg.decode, device, cfg.draft, transform)
     on_gpu = decoder == "gpu"
     ds = gpu_decode.EncodedImages(records) if on_gpu else ImageList(records, transform, cfg.draft)
     workers = cfg.n_workers()

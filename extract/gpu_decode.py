@@ -16,37 +16,66 @@ JPEG, or whose end marker is missing (truncated: PIL then reports the error with
 """
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from extract import images
-from extract.common import ZsgmError
+from extract.common import ZsgmError, log
 from extract.layouts.base import Record
 
 DECODERS = ("auto", "pil", "gpu")
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"
 
 
-def resolve_decoder(name: str, device: torch.device, draft: int | None) -> str:
-    """``auto``: the GPU decoder on CUDA (unless --fast-decode asks for PIL's draft mode), else PIL."""
+def resolve_decoder(name: str, device: torch.device, draft: int | None, transform: Callable | None = None) -> str:
+    """``pil`` or ``gpu``. ``auto`` means gpu where it can run (CUDA, nvJPEG working, a transform
+    it can apply, no --fast-decode, which is PIL's draft mode) and pil otherwise; an explicit
+    ``gpu`` that cannot run is an error that says why."""
     if name not in DECODERS:
         raise ZsgmError(f"--decode {name}: use one of {', '.join(DECODERS)}")
+    if name == "pil":
+        return "pil"
+    why = None
+    if device.type != "cuda":
+        why = f"the GPU decoder needs a CUDA device (the run is on {device})"
+    elif draft:
+        why = "--fast-decode is PIL's reduced-scale JPEG decode"
+    else:
+        why = nvjpeg_error(device)
+        if why is None and transform is not None:
+            try:
+                TensorTransform.from_timm(transform)
+            except ZsgmError as exc:
+                why = str(exc)
+    if why is None:
+        return "gpu"
     if name == "gpu":
-        if device.type != "cuda":
-            raise ZsgmError(f"--decode gpu needs a CUDA device (the run is on {device}); use --decode pil")
-        if draft:
-            raise ZsgmError("--fast-decode is PIL's reduced-scale JPEG decode; drop it or use --decode pil")
-    if name == "auto":
-        return "gpu" if device.type == "cuda" and not draft else "pil"
-    return name
+        raise ZsgmError(f"--decode gpu: {why}; use --decode pil (or drop --fast-decode)")
+    if device.type == "cuda":
+        log.info("decoding JPEGs with PIL in the workers: %s", why)
+    return "pil"
+
+
+@functools.lru_cache(maxsize=None)
+def nvjpeg_error(device: torch.device) -> str | None:
+    """None where torchvision's nvJPEG decodes a tiny JPEG on ``device``, else the reason."""
+    buf = io.BytesIO()
+    Image.new("RGB", (16, 16), (200, 100, 50)).save(buf, format="JPEG")
+    try:
+        decode_jpeg([torch.frombuffer(bytearray(buf.getvalue()), dtype=torch.uint8)], device=device)
+        return None
+    except Exception as exc:  # e.g. a torchvision built without nvJPEG
+        return f"nvJPEG does not run here ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
 
 
 @dataclass(frozen=True)

@@ -105,9 +105,8 @@ def run(req: ExtractRequest) -> Path:
     transform = backbones.eval_transform(data_cfg)
     if req.engine.draft == -1:  # --fast-decode: decode no smaller than the transform's resize
         req.engine.draft = int(math.ceil(data_cfg["input_size"][-1] / data_cfg.get("crop_pct", 1.0)))
-    req.engine.decode = gpu_decode.resolve_decoder(req.engine.decode, device, req.engine.draft)
-    if req.engine.decode == "gpu":
-        gpu_decode.TensorTransform.from_timm(transform)  # a transform it cannot apply fails here, not mid-run
+    # resolved before the provenance key: the decoder changes the pixels a little
+    req.engine.decode = gpu_decode.resolve_decoder(req.engine.decode, device, req.engine.draft, transform)
     out = Path(req.out) if req.out else default_output(req.data, arch, req.mode)
     weights_id = (resolved.sha256() if resolved else
                   f"scratch:{req.train.key()}" if req.scratch else f"random:seed{req.train.seed}")

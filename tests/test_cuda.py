@@ -103,6 +103,9 @@ def test_extraction_on_cuda_decodes_on_the_gpu_by_default(tmp_path):
 
     from fixtures_images import make_cub
 
+    from extract import gpu_decode
+
+    assert gpu_decode.nvjpeg_error(DEV) is None
     fx = make_cub(tmp_path / "root")
     fx.paths[3].write_bytes(fx.paths[3].read_bytes()[:400])
     gpu = _extract(tmp_path / "root", tmp_path / "gpu.safetensors", on_bad_image="skip", device="cuda")

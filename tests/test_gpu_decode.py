@@ -111,18 +111,31 @@ def test_transforms_it_cannot_apply_name_the_fix():
         gpu_decode.TensorTransform.from_timm(T.Compose([T.Resize(64), T.ToTensor()]))
 
 
-def test_decoder_choice():
+def test_decoder_choice(monkeypatch):
     cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    monkeypatch.setattr(gpu_decode, "nvjpeg_error", lambda device: None)  # as on a GPU box
     assert gpu_decode.resolve_decoder("auto", cpu, None) == "pil"
-    assert gpu_decode.resolve_decoder("auto", cuda, None) == "gpu"
+    assert gpu_decode.resolve_decoder("auto", cuda, None, timm_eval()) == "gpu"
     assert gpu_decode.resolve_decoder("auto", cuda, 256) == "pil"  # --fast-decode is PIL's
     assert gpu_decode.resolve_decoder("pil", cuda, None) == "pil"
-    with pytest.raises(ZsgmError, match="needs a CUDA device"):
-        gpu_decode.resolve_decoder("gpu", cpu, None)
-    with pytest.raises(ZsgmError, match="--fast-decode"):
-        gpu_decode.resolve_decoder("gpu", cuda, 256)
+    odd = T.Compose([T.Resize(64), T.RandomHorizontalFlip(), T.ToTensor()])
+    assert gpu_decode.resolve_decoder("auto", cuda, None, odd) == "pil"  # a transform it cannot apply
+    for args, why in [((cpu, None), "needs a CUDA device"), ((cuda, 256), "--fast-decode"),
+                      ((cuda, None, odd), "RandomHorizontalFlip")]:
+        with pytest.raises(ZsgmError, match=why):
+            gpu_decode.resolve_decoder("gpu", *args)
     with pytest.raises(ZsgmError, match="auto, pil, gpu"):
         gpu_decode.resolve_decoder("nvjpeg", cuda, None)
+    monkeypatch.setattr(gpu_decode, "nvjpeg_error", lambda device: "nvJPEG does not run here (test)")
+    assert gpu_decode.resolve_decoder("auto", cuda, None) == "pil"
+    with pytest.raises(ZsgmError, match="nvJPEG does not run here"):
+        gpu_decode.resolve_decoder("gpu", cuda, None)
+
+
+def test_nvjpeg_probe_reports_why_without_a_gpu():
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the probe succeeds (tests/test_cuda.py)")
+    assert "nvJPEG does not run here" in gpu_decode.nvjpeg_error(torch.device("cuda"))
 
 
 def _extract(root, out, data="cub", on_bad_image="fail", device="cpu", decode="auto"):
@@ -144,7 +157,7 @@ def test_engine_on_the_gpu_decoder_path_gives_pils_features(tmp_path, monkeypatc
         _, spec = make_apy(tmp_path / "root")
         monkeypatch.setitem(specs.DATASETS, "apy", spec)
     pil = _extract(tmp_path / "root", tmp_path / "pil.safetensors", maker)
-    monkeypatch.setattr(gpu_decode, "resolve_decoder", lambda name, device, draft: "gpu")
+    monkeypatch.setattr(gpu_decode, "resolve_decoder", lambda *args: "gpu")
     gpu = _extract(tmp_path / "root", tmp_path / "gpu.safetensors", maker)
     assert gpu.meta["decode"] == "gpu" and pil.meta["decode"] == "pil"
     assert gpu.meta["provenance_key"] != pil.meta["provenance_key"]
@@ -156,7 +169,7 @@ def test_engine_on_the_gpu_decoder_path_gives_pils_features(tmp_path, monkeypatc
 def test_engine_on_the_gpu_decoder_path_skips_a_truncated_image_by_path(tmp_path, monkeypatch):
     fx = make_cub(tmp_path / "root")
     fx.paths[3].write_bytes(fx.paths[3].read_bytes()[:400])
-    monkeypatch.setattr(gpu_decode, "resolve_decoder", lambda name, device, draft: "gpu")
+    monkeypatch.setattr(gpu_decode, "resolve_decoder", lambda *args: "gpu")
     with pytest.raises(ZsgmError, match="--on-bad-image skip") as e:
         _extract(tmp_path / "root", tmp_path / "x.safetensors")
     assert str(fx.paths[3]) in str(e.value)
