@@ -58,8 +58,9 @@ def test_tensor_path_matches_pil_and_timm_within_two_grey_levels(tmp_path, inter
     ref = torch.stack([tf(images.decode(p)) for p in files])
     assert ok.all() and x.shape == ref.shape == (len(files), 3, 64, 64)
     diff = grey_levels((x - ref).abs(), norm["std"])
-    # one float pass (no rounding between width and height) was off by up to 13 grey levels here
-    assert diff.max() <= 2.01 and diff.mean() < 0.05
+    # PIL's weights and its rounding after each pass; one float pass (torch's interpolate, no
+    # rounding between width and height) was off by up to 13 grey levels on these images
+    assert diff.max() <= 1.01 and diff.mean() < 0.01
 
 
 def test_resized_size_is_torchvisions(tmp_path):
@@ -71,13 +72,29 @@ def test_resized_size_is_torchvisions(tmp_path):
             assert tt.resized_size(h, w) == list(want), (resize, max_size, h, w)
 
 
+def test_a_batch_split_by_size_gives_the_same_pixels(tmp_path, monkeypatch):
+    """Padding is capped: images are grouped by area, each group padded to its own largest."""
+    files = photos(tmp_path)
+    whole, _, _ = decode_on("cpu", files, timm_eval())
+    cap = 3 * 131 * 120 * 2
+    monkeypatch.setattr(gpu_decode, "PAD_CAP", cap)
+    sizes = [(90, 120), (131, 90), (33, 47), (64, 64), (75, 200), (70, 100)]  # (h, w) of photos()
+    groups = gpu_decode._size_groups(sizes)
+    assert sorted(i for g in groups for i in g) == list(range(6)) and len(groups) > 1
+    for g in groups:
+        padded = 3 * len(g) * max(sizes[i][0] for i in g) * max(sizes[i][1] for i in g)
+        assert padded <= cap or len(g) == 1
+    split, _, _ = decode_on("cpu", files, timm_eval())
+    assert torch.equal(whole, split)
+
+
 def test_crop_boxes_match_pil_even_past_the_edge(tmp_path):
     files = photos(tmp_path)[:3]
     boxes = [(10, 5, 80, 70), (-20, 30, 60, 400), (30, 40, 31, 41)]  # inside, past the edges, 1 pixel
     tf = timm_eval()
     x, ok, _ = decode_on("cpu", files, tf, boxes)
     ref = torch.stack([tf(images.decode(p, b)) for p, b in zip(files, boxes)])
-    assert ok.all() and grey_levels((x - ref).abs(), IMAGENET["std"]).max() <= 2.01
+    assert ok.all() and grey_levels((x - ref).abs(), IMAGENET["std"]).max() <= 1.01
 
 
 def test_workers_send_bytes_for_jpegs_and_pil_pixels_or_a_reason_for_the_rest(tmp_path):
