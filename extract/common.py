@@ -157,15 +157,15 @@ def pick_device(name: str | None = None) -> torch.device:
     return torch.device(name)
 
 
-def adam(params, **kwargs) -> torch.optim.Adam:
+def adam(params, scheduled: bool = False, **kwargs) -> torch.optim.Adam:
     """Adam with the fused kernel where torch has it: on CPU the default per-tensor update
     costs more than the forward and backward passes of these small MLPs (measured ~8x).
 
-    ``capturable=True`` (for CUDA-graph replay) keeps the step count on the device, and the lr
-    too, as a tensor that a scheduler then updates in place (a float lr would be frozen into
-    the graph)."""
+    ``capturable=True`` (for CUDA-graph replay) keeps the step count on the device; with
+    ``scheduled`` the lr lives there too, as a tensor that a scheduler updates in place (a
+    float lr would be frozen into the graph)."""
     params = list(params)
-    if kwargs.get("capturable") and params:
+    if scheduled and kwargs.get("capturable") and params:
         kwargs["lr"] = torch.tensor(float(kwargs.get("lr", 1e-3)), device=params[0].device)
     try:
         return torch.optim.Adam(params, fused=True, **kwargs)
@@ -189,7 +189,8 @@ def train_minibatch(model: torch.nn.Module, logits_fn, x: torch.Tensor, y: torch
 
     ``min_steps`` stretches the epochs (and a step scheduler with them) so that a small
     training set still gets enough optimiser steps. ``graphs`` (CUDA only; the optimiser
-    built with ``capturable=True``) replays each step as one CUDA graph (``GraphedStep``).
+    built with ``capturable=True``, and ``scheduled=True`` if a scheduler changes its lr)
+    replays each step as one CUDA graph (``GraphedStep``).
     """
     n = x.shape[0]
     per_epoch = max(1, math.ceil(n / batch_size))

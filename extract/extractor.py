@@ -22,6 +22,7 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from extract import gpu_decode
 from extract.backbones import pooled_features
 from extract.common import ZsgmError, atomic_path, atomic_write_json, log
 from extract.images import ImageList
@@ -122,8 +123,6 @@ def input_batches(records, transform, cfg: EngineConfig, batch_sampler):
 
     With the PIL decoder the workers decode and transform; with the GPU decoder they only read
     the files, and the batch is decoded and transformed on the device."""
-    from extract import gpu_decode
-
     device = cfg.device
     decoder = gpu_decode.resolve_decoder(cfg.decode, device, cfg.draft, transform)
     on_gpu = decoder == "gpu"

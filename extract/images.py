@@ -19,7 +19,8 @@ from extract.layouts.base import Record
 OPEN_HOOK: Callable[[Record], None] | None = None
 
 
-def decode(path: Path | BinaryIO, box: tuple[int, int, int, int] | None = None, draft: int | None = None) -> Image.Image:
+def decode(path: Path | BinaryIO, box: tuple[int, int, int, int] | None = None,
+           draft: int | None = None) -> Image.Image:
     """RGB image (or the crop ``box``); ``draft`` lets libjpeg decode at a reduced scale that still
     covers ``draft`` pixels on the short side, which is most of the decode cost for big photos."""
     with Image.open(path) as im:

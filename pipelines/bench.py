@@ -577,7 +577,8 @@ def to_markdown(res: dict) -> str:
         for r in ex["rows"]:
             dt = {k: (r["decode_ms"][k] or 0) + (r["transform_ms"][k] or 0) for k in ("median", "min", "max")}
             dt.update(n=r["decode_ms"]["n"])
-            lines.append(f"| {r['backbone']} | {r['device']} | {r.get('decode', 'pil')} | {fmt(r['pipeline_img_s'], 1)} | "
+            lines.append(f"| {r['backbone']} | {r['device']} | {r.get('decode', 'pil')} | "
+                         f"{fmt(r['pipeline_img_s'], 1)} | "
                          f"{fmt(r['bare_forward_img_s'], 1)} | {fmt(r['ratio'])} | {fmt(dt, 1)} | "
                          f"{fmt(r['decode_share'])} |")
     else:

@@ -129,7 +129,7 @@ def test_graphed_classifier_steps_land_on_the_eager_weights():
     for graphs in (True, False):
         torch.manual_seed(0)
         net = torch.nn.Sequential(torch.nn.Linear(24, 32), torch.nn.ReLU(), torch.nn.Linear(32, 7)).to(DEV)
-        opt = adam(net.parameters(), lr=1e-2, weight_decay=1e-4, capturable=graphs)
+        opt = adam(net.parameters(), lr=1e-2, weight_decay=1e-4, capturable=graphs, scheduled=graphs)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.1)
         torch.cuda.manual_seed(7)
         losses = train_minibatch(net, net, x, y, 5, 96, opt, sched, graphs=graphs)  # 1000 = 10 x 96 + 40

@@ -63,7 +63,8 @@ def main(specs: list[str], device: torch.device) -> None:
         args = (full(prob.eval_seen[0]), prob.eval_seen[1], full(prob.eval_unseen[0]), prob.eval_unseen[1], seen_mask)
         r0 = gzsl_evaluate(*args)
         g, rb = best_gamma(*args)
-        print(f"batch {bs} lr {lr} seed {seed} cuda_graphs {graphs} on {device}: fit {fit:.2f} s; γ=0 U {r0.U:.2f} S {r0.S:.2f} H {r0.H:.2f} "
+        print(f"batch {bs} lr {lr} seed {seed} cuda_graphs {graphs} on {device}: fit {fit:.2f} s; "
+              f"γ=0 U {r0.U:.2f} S {r0.S:.2f} H {r0.H:.2f} "
               f"zsl {r0.zsl:.2f}; best γ {g:.2f} H {rb.H:.2f}", flush=True)
 
 

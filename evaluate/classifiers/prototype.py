@@ -48,7 +48,7 @@ class PrototypeClassifier:
         self.att = attributes.to(x.device).float()
         self.net = PrototypeNet(self.att.shape[1], x.shape[1], self.hidden, self.scale).to(x.device)
         graphs = cuda_graphs_wanted(self.cuda_graphs, x.device, "prototype classifier")
-        opt = adam(self.net.parameters(), lr=self.lr, weight_decay=self.wd, capturable=graphs)
+        opt = adam(self.net.parameters(), lr=self.lr, weight_decay=self.wd, capturable=graphs, scheduled=graphs)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step), gamma=0.1)
         self.seen_mask = seen_mask
         self.losses = train_minibatch(self.net, lambda b: self.net(b, self.att), x, y, self.epochs,
