@@ -39,8 +39,9 @@ torch.cuda.get_device_name(), 'cpus', __import__('os').cpu_count())"
 # epoch there, zsgm ~4 s; each plan fits one 10-minute command and a 15-minute lease):
 #   PLAN=short (~5 min): the CUDA tests, the headline pair once, extraction once (PIL vs GPU decode).
 #   PLAN=full  (~9 min): the CUDA tests, the headline pair twice, extraction twice.
-#   PLAN=more  (~9 min, a second lease): the classifier's CUDA graphs against eager steps, time to
-#                result at the model's 30 epochs, the demo on CUDA, the wgan + softmax pair once.
+#   PLAN=more  (~10 min, a second lease): the classifier's CUDA graphs against eager steps, nvJPEG's
+#                pixels against PIL's, time to result at the model's 30 epochs, the demo on CUDA,
+#                the wgan + softmax pair once.
 PLAN=${PLAN:-full}
 HEAD=(--device cuda --budget seed --models cramer --classifiers prototype --epochs 5 --eval-every 5)
 
@@ -63,13 +64,16 @@ full)
         --out "$OUT" --tag cuda-extraction ;;
 more)
     # the prototype classifier's fit on a CUB-sized problem: graphs (auto) against eager, batch 1024 and 256
-    step 150 classifier $PY bench/experiments/prototype_batch.py --device cuda 1024,5e-4,0 1024,5e-4,0 \
+    step 140 classifier $PY bench/experiments/prototype_batch.py --device cuda 1024,5e-4,0 1024,5e-4,0 \
         1024,5e-4,0,off 256,5e-4,0 256,5e-4,0,off
     cp /tmp/zsgm-classifier.log "$OUT/cuda-classifier-graphs.log"
-    step 180 ttr $PY -m pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
+    # nvJPEG + the batched transform against PIL + timm's, on the staged CUB photos
+    step 40 pixels $PY bench/experiments/gpu_transform_vs_pil.py --device cuda --images 256
+    cp /tmp/zsgm-pixels.log "$OUT/cuda-transform-vs-pil.log"
+    step 170 ttr $PY -m pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
         --sections ttr --out "$OUT" --tag cuda-cramer-prototype-ttr
     step 50 demo $PY -m pipelines.cli bench --device cuda --repeats 2 --sections demo --out "$OUT" --tag cuda-demo
-    step 200 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
+    step 180 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
         --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs --no-speed-options \
         --out "$OUT" --tag cuda-wgan-softmax ;;
 *)
