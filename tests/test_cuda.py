@@ -80,22 +80,41 @@ def test_batched_gzsl_run_on_cuda_learns(tmp_path):
 
 
 # ---------------------------------------------------------------- JPEG decoding on the GPU
+def _smooth_photos(tmp_path) -> list:
+    """Photo-like JPEGs (gradients and shapes, 4:2:0 chroma as PIL saves them): noise images
+    would measure chroma upsampling rather than decoding."""
+    from PIL import Image, ImageDraw
+
+    files = []
+    for i, (w, h) in enumerate([(500, 375), (375, 500), (320, 223), (480, 360)]):
+        yy, xx = torch.meshgrid(torch.linspace(0, 1, h), torch.linspace(0, 1, w), indexing="ij")
+        rgb = torch.stack([xx, yy, (xx + yy) / 2]) * 200 + 25 * i
+        im = Image.fromarray(rgb.clamp(0, 255).byte().permute(1, 2, 0).numpy())
+        draw = ImageDraw.Draw(im)
+        draw.ellipse((w // 4, h // 4, w // 2, h // 2), fill=(200, 40 * i, 30))
+        draw.rectangle((w // 2, h // 3, w - 20, h - 30), outline=(10, 10, 10), width=3)
+        files.append(tmp_path / f"s{i}.jpg")
+        im.save(files[-1], quality=90)
+    return files
+
+
 def test_nvjpeg_batch_is_close_to_pil(tmp_path):
-    """nvJPEG's IDCT and chroma upsampling are not libjpeg-turbo's: close, not equal (on the CPU the
-    same code is within 2 grey levels of PIL, tests/test_gpu_decode.py)."""
-    from test_gpu_decode import IMAGENET, decode_on, grey_levels, photos, timm_eval
+    """nvJPEG's IDCT and chroma upsampling are not libjpeg-turbo's: close, not equal (torchvision's
+    own test allows a mean of 2 grey levels between its CUDA and CPU decodes). On the CPU the same
+    code is within 1 grey level of PIL (tests/test_gpu_decode.py)."""
+    from test_gpu_decode import IMAGENET, decode_on, grey_levels, timm_eval
 
     from extract import images
 
-    files = photos(tmp_path)
-    tf = timm_eval()
+    files = _smooth_photos(tmp_path)
+    tf = timm_eval(size=224)
     x, ok, err = decode_on(DEV, files, tf)
     ref = torch.stack([tf(images.decode(p)) for p in files]).to(DEV)
     diff = grey_levels((x - ref).abs(), IMAGENET["std"])
     corr = torch.nn.functional.cosine_similarity((x - x.mean()).flatten(1), (ref - ref.mean()).flatten(1))
     print(f"nvJPEG vs PIL: mean {diff.mean():.3f}, max {diff.max():.1f} grey levels, min correlation {corr.min():.5f}")
     assert ok.all() and x.is_cuda and x.shape == ref.shape
-    assert diff.mean() < 4.0 and corr.min() > 0.98
+    assert diff.mean() < 2.0 and corr.min() > 0.99
 
 
 def test_extraction_on_cuda_decodes_on_the_gpu_by_default(tmp_path):
@@ -114,7 +133,7 @@ def test_extraction_on_cuda_decodes_on_the_gpu_by_default(tmp_path):
     assert fx.paths[3].name in gpu.meta["skipped_images"] and torch.equal(gpu.labels, pil.labels)
     cos = torch.nn.functional.cosine_similarity(gpu.features.float(), pil.features.float())
     print(f"GPU-decoded vs PIL-decoded features: min cosine {cos.min():.5f}")
-    assert cos.min() > 0.99
+    assert cos.min() > 0.98  # noise images, 32 px: chroma upsampling differences show
 
 
 # ---------------------------------------------------------------- the final classifiers' CUDA graphs
