@@ -17,6 +17,7 @@ JPEG, or whose end marker is missing (truncated: PIL then reports the error with
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 from dataclasses import dataclass
@@ -158,8 +159,9 @@ class TensorTransform:
                                       buf.shape[3], mode, device)
             w_rows = resample_weights(hs, [n[0] for n in new], [self.crop_offset(n[0], ch) for n in new], ch,
                                       buf.shape[2], mode, device)
-            x = torch.floor(buf.float() @ w_cols.transpose(1, 2)[:, None] + 0.5).clamp_(0, 255)
-            resized = w_rows[:, None] @ x
+            with full_float32_matmul():
+                x = torch.floor(buf.float() @ w_cols.transpose(1, 2)[:, None] + 0.5).clamp_(0, 255)
+                resized = w_rows[:, None] @ x
             if out is None:  # one group (the usual case): it is the batch, in the sorted order
                 out = resized[torch.argsort(to_device(group, torch.int64, device))]
             else:
@@ -172,6 +174,18 @@ class TensorTransform:
         mean = to_device(self.mean, torch.float32, batch.device).view(1, -1, 1, 1) * 255.0
         std = to_device(self.std, torch.float32, batch.device).view(1, -1, 1, 1) * 255.0
         return (torch.floor(batch + 0.5).clamp_(0, 255) - mean) / std
+
+
+@contextlib.contextmanager
+def full_float32_matmul():
+    """float32 matrix products without TF32 (which a user may have switched on globally): its
+    10-bit mantissa would move pixels across the rounding to grey levels."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def to_device(values, dtype: torch.dtype, device) -> torch.Tensor:
