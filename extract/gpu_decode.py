@@ -263,10 +263,9 @@ def looks_complete(data: bytes) -> bool:
     return data[:2] == JPEG_START and JPEG_END in data[-4096:]
 
 
-def pil_pixels(path_or_bytes, box=None) -> torch.Tensor:
-    """PIL's decode (the fallback) as a uint8 [3, H, W] tensor."""
-    src = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else path_or_bytes
-    im = images.decode(src, box)
+def pil_pixels(data: bytes) -> torch.Tensor:
+    """PIL's decode of a file's bytes (the fallback) as a uint8 [3, H, W] tensor."""
+    im = images.decode(io.BytesIO(data))
     return torch.from_numpy(np.asarray(im).copy()).permute(2, 0, 1).contiguous()
 
 
