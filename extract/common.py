@@ -217,6 +217,8 @@ def train_minibatch(model: torch.nn.Module, logits_fn, x: torch.Tensor, y: torch
         losses.append(float(total) / max(n, 1))
         if scheduler is not None and (epoch + 1) % stretch == 0:
             scheduler.step()
+            if graphed is not None:
+                graphed.follow_lr()
     model.eval()
     return losses
 
@@ -245,6 +247,15 @@ class GraphedStep:
         self.total = torch.zeros((), device=x.device)   # sum of loss x rows, read once per epoch
         self.graph: torch.cuda.CUDAGraph | None = None
         self.calls = 0
+        self.lrs = [g["lr"] for g in optimizer.param_groups]  # the tensors a captured step reads
+
+    def follow_lr(self) -> None:
+        """After a scheduler step: torch's schedulers fill a tensor lr in place, but one that put
+        a new tensor (or a float) in the group would leave the graph reading the old one."""
+        for group, lr in zip(self.optimizer.param_groups, self.lrs):
+            if torch.is_tensor(lr) and group["lr"] is not lr:
+                lr.fill_(float(group["lr"]))
+                group["lr"] = lr
 
     def _step(self) -> None:
         per_row = torch.nn.functional.cross_entropy(self.logits_fn(self.x[self.idx]), self.y[self.idx],

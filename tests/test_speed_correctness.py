@@ -216,6 +216,20 @@ def test_static_batch_steps_equal_the_eager_loop():
         assert torch.allclose(wa, wb, rtol=1e-5, atol=1e-6)
 
 
+def test_graphed_step_keeps_its_lr_tensor_when_a_schedule_replaces_it():
+    """A captured step reads the lr tensor it was captured with: a scheduler that put a new lr
+    in the group (rather than filling the tensor) must not be ignored."""
+    from extract.common import GraphedStep
+
+    net = torch.nn.Linear(4, 3)
+    opt = torch.optim.Adam(net.parameters(), lr=torch.tensor(1e-2))
+    step = GraphedStep(net, torch.randn(10, 4), torch.arange(10) % 3, 5, opt)
+    captured = opt.param_groups[0]["lr"]
+    opt.param_groups[0]["lr"] = torch.tensor(1e-3)  # what an older scheduler would do
+    step.follow_lr()
+    assert opt.param_groups[0]["lr"] is captured and float(captured) == pytest.approx(1e-3)
+
+
 def test_cuda_graphs_setting_is_checked_and_means_nothing_off_cuda():
     from extract.common import ZsgmError, cuda_graphs_wanted
 
