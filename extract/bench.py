@@ -6,7 +6,10 @@ Also the per-image cost of each stage measured alone (decode, transform, forward
 decode-bound case shows as a decode share rather than hiding inside a ratio. Models are
 randomly initialised: timing does not depend on the weights.
 
-    python -m extract.bench [--backbones a,b] [--images 64] [--json]
+    python -m extract.bench [--backbones a,b] [--images 64] [--decode pil,gpu] [--json]
+
+On a GPU ``--decode pil,gpu`` compares PIL in the workers with nvJPEG on the device
+(``extract.gpu_decode``); there the decode time is that of one batched GPU decode and transform.
 """
 from __future__ import annotations
 
