@@ -133,8 +133,7 @@ def _stage_times_pil(files, tf, draft_px, dev) -> tuple[float, float]:
 def _stage_times_gpu(files, tf, draft_px, dev) -> tuple[float, float]:
     """Seconds per image for one batched GPU decode and the transform there (after a warm-up batch);
     reading the files, which the workers do, is left out."""
-    ds = gpu_decode.EncodedImages([Record(i, p, 0) for i, p in enumerate(files)])
-    items = gpu_decode.collate_encoded([ds[i] for i in range(len(ds))])
+    items = gpu_decode.read_batch(files)
     decoder = gpu_decode.GpuDecoder(gpu_decode.TensorTransform.from_timm(tf), dev)
     boxes = [None] * len(files)
     decoder(items[0], items[2], items[3], items[4], boxes)

@@ -182,6 +182,34 @@ def cuda_graphs_wanted(setting, device: torch.device | str, what: str) -> bool:
     return value in ("auto", "on", "true") and torch.device(device).type == "cuda"
 
 
+def on_side_stream(device: torch.device, fn, times: int = 1) -> None:
+    """Run ``fn`` eagerly ``times`` times on a side CUDA stream, ordered after and before the
+    current stream's work: the warm-up (allocator, optimiser state, cuBLAS handles) that CUDA
+    graph capture requires."""
+    here = torch.cuda.current_stream(device)
+    side = torch.cuda.Stream(device)
+    side.wait_stream(here)
+    with torch.cuda.stream(side):
+        for _ in range(times):
+            fn()
+    here.wait_stream(side)
+
+
+def capture_cuda_graph(fn, what: str, fix: str) -> "torch.cuda.CUDAGraph":
+    """``fn`` captured as one CUDA graph (recorded, not run: replay it). A failed capture is a
+    ZsgmError that says what failed and ``fix``: training cannot go on eagerly in this process,
+    since a failed capture may leave CUDA's random-number state mid-capture (seen on an H200:
+    "Offset increment outside graph capture")."""
+    graph = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(graph):
+            fn()
+    except Exception as exc:
+        raise ZsgmError(f"{what}: CUDA graph capture failed ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''}); {fix}") from exc
+    return graph
+
+
 def train_minibatch(model: torch.nn.Module, logits_fn, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int,
                     optimizer: torch.optim.Optimizer, scheduler=None, min_steps: int = 0,
                     graphs: bool = False) -> list[float]:
@@ -278,23 +306,10 @@ class GraphedStep:
         elif not self.x.is_cuda:
             self._step()
         elif self.calls < self.WARMUP:
-            here = torch.cuda.current_stream(self.x.device)
-            side = torch.cuda.Stream(self.x.device)
-            side.wait_stream(here)
-            with torch.cuda.stream(side):
-                self._step()
-            here.wait_stream(side)
+            on_side_stream(self.x.device, self._step)
         else:
-            graph = torch.cuda.CUDAGraph()
-            try:
-                with torch.cuda.graph(graph):
-                    self._step()
-            except Exception as exc:
-                raise ZsgmError(f"CUDA graph capture of the classifier step failed ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}); re-run with "
-                                f"--clf-set cuda_graphs=off") from exc
-            self.graph = graph
-            graph.replay()  # capture records the step; the replay runs it
+            self.graph = capture_cuda_graph(self._step, "classifier step", "re-run with --clf-set cuda_graphs=off")
+            self.graph.replay()  # capture records the step; the replay runs it
         if m < size:
             self.weight[m:].fill_(1.0)
         self.calls += 1

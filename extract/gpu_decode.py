@@ -21,6 +21,7 @@ import contextlib
 import functools
 import io
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
@@ -298,6 +299,13 @@ def collate_encoded(batch):
     return list(data), torch.tensor(idx), torch.tensor(ok), list(err), list(is_jpeg)
 
 
+def read_batch(paths) -> tuple:
+    """The files at ``paths`` as one collated ``EncodedImages`` batch, read in this process
+    (benchmarks and checks; extraction reads through the DataLoader)."""
+    ds = EncodedImages([Record(i, Path(p), 0) for i, p in enumerate(paths)])
+    return collate_encoded([ds[i] for i in range(len(ds))])
+
+
 class GpuDecoder:
     """A batch of ``EncodedImages`` items → the normalised input batch on ``device``."""
 
@@ -321,9 +329,10 @@ class GpuDecoder:
 
     def __call__(self, data: list[torch.Tensor], ok: torch.Tensor, err: list[str], is_jpeg: list[bool],
                  boxes: list[tuple[int, int, int, int] | None]) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        jpeg_pos = [k for k, (o, j) in enumerate(zip(ok.tolist(), is_jpeg)) if o and j]
+        readable = ok.tolist()
+        jpeg_pos = [k for k, (o, j) in enumerate(zip(readable, is_jpeg)) if o and j]
         pixels: list = [d.to(self.device, non_blocking=True) if o and not j else None
-                        for d, o, j in zip(data, ok.tolist(), is_jpeg)]
+                        for d, o, j in zip(data, readable, is_jpeg)]
         for k, img in zip(jpeg_pos, self._decode_jpegs([data[k] for k in jpeg_pos]) if jpeg_pos else []):
             pixels[k] = img
         ok, err = ok.clone(), list(err)

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from extract.common import adam, ZsgmError, atomic_torch_save, cuda_graphs_wanted, log, rng_state, set_rng_state
+from extract.common import (ZsgmError, adam, atomic_torch_save, capture_cuda_graph, cuda_graphs_wanted, log,
+                            on_side_stream, rng_state, set_rng_state)
 from generate.registry import get
 from generate.seen_classifier import train_seen_classifier
 
@@ -215,28 +216,16 @@ class Engine:
             warmup = 3  # eager iterations on a side stream: allocator, optimiser state, cuBLAS handles
             if n_iters <= warmup:
                 return 0
-            stream = torch.cuda.Stream(self.device)
-            stream.wait_stream(torch.cuda.current_stream(self.device))
-            with torch.cuda.stream(stream):
-                for _ in range(warmup):
-                    self._generator_iteration(data, critic_iters, record)
-            torch.cuda.current_stream(self.device).wait_stream(stream)
+            on_side_stream(self.device, lambda: self._generator_iteration(data, critic_iters, record), warmup)
             done = warmup
             # static sums, allocated outside the capture (an allocation inside would be replayed
             # as a fresh zero-fill); the warm-up told us every key the steps log
             keys = {key: torch.zeros((), device=self.device) for key in sums}
-            try:
-                graph = torch.cuda.CUDAGraph()
-                with torch.cuda.graph(graph):
-                    self._generator_iteration(data, critic_iters, lambda role, loss, logs: self._graph_record(
-                        keys, role, loss, logs))
-            except Exception as exc:
-                # A failed capture leaves CUDA's random-number state mid-capture (seen on an H200:
-                # "Offset increment outside graph capture"), so training cannot go on eagerly in
-                # this process: say which family and how to turn graphs off.
-                raise ZsgmError(f"{self.model}: CUDA graph capture failed ({type(exc).__name__}: "
-                                f"{str(exc).splitlines()[0] if str(exc) else ''}); re-run with --set cuda_graphs=off "
-                                f"(hp.cuda_graphs: off), and mark the family graph_safe = False") from exc
+            graph = capture_cuda_graph(
+                lambda: self._generator_iteration(data, critic_iters, lambda role, loss, logs: self._graph_record(
+                    keys, role, loss, logs)),
+                self.model, "re-run with --set cuda_graphs=off (hp.cuda_graphs: off), and mark the family "
+                            "graph_safe = False")
             self._graph = (data, graph, keys)
         _data, graph, keys = self._graph
         for buf in keys.values():

@@ -39,8 +39,7 @@ def photos(tmp_path) -> list:
 
 
 def decode_on(device, files, tf, boxes=None):
-    ds = gpu_decode.EncodedImages([Record(i, p, 0) for i, p in enumerate(files)])
-    data, _, ok, err, is_jpeg = gpu_decode.collate_encoded([ds[i] for i in range(len(ds))])
+    data, _, ok, err, is_jpeg = gpu_decode.read_batch(files)
     dec = gpu_decode.GpuDecoder(gpu_decode.TensorTransform.from_timm(tf), device)
     return dec(data, ok, err, is_jpeg, boxes or [None] * len(files))
 

@@ -20,15 +20,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from extract import backbones, gpu_decode, images  # noqa: E402
 from extract.bench import DEFAULT_BACKBONES, sample_images  # noqa: E402
-from extract.layouts.base import Record  # noqa: E402
 
 
 def compare(name: str, files: list[Path], device: torch.device) -> str:
     model = backbones.create(name).eval().to(device)
     cfg = backbones.data_config(model, name)
     tf = backbones.eval_transform(cfg)
-    ds = gpu_decode.EncodedImages([Record(i, p, 0) for i, p in enumerate(files)])
-    data, _, ok, err, is_jpeg = gpu_decode.collate_encoded([ds[i] for i in range(len(ds))])
+    data, _, ok, err, is_jpeg = gpu_decode.read_batch(files)
     decoder = gpu_decode.GpuDecoder(gpu_decode.TensorTransform.from_timm(tf), device)
     decoder(data, ok, err, is_jpeg, [None] * len(files))  # warm-up
     if device.type == "cuda":
