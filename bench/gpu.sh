@@ -35,10 +35,13 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 $PY -c "import sys, torch, timm; print(sys.version.split()[0], 'torch', torch.__version__, 'timm', timm.__version__, \
 torch.cuda.get_device_name(), 'cpus', __import__('os').cpu_count())"
 
-# Plans, sized from the H200 run of 2026-11-27 (the reference loop takes ~28 s per seed-budget
-# epoch there, zsgm ~4 s; each plan fits one 10-minute command and a 15-minute lease):
-#   PLAN=short (~5 min): the CUDA tests, the headline pair once, extraction once (PIL vs GPU decode).
-#   PLAN=full  (~9 min): the CUDA tests, the headline pair twice, extraction twice.
+# Plans, sized from the H200 runs of 2026-11-27 (tests 25 s; one headline repeat 195 s with start-up:
+# the reference loop ~28 s per seed-budget epoch, zsgm ~4 s; each plan fits one 10-minute command
+# and a 15-minute lease, machine start included):
+#   PLAN=short (~5 min): the CUDA tests, the headline pair once, extraction once.
+#   PLAN=full  (~8 min): the CUDA tests, the headline pair twice, extraction twice.
+# Extraction: three backbones on 4096 real photos (the staged ones cycled), PIL in the workers
+# against nvJPEG on the device, with and without its decode-ahead thread.
 #   PLAN=more  (~10 min, a second lease): the classifier's CUDA graphs against eager steps, nvJPEG's
 #                pixels against PIL's, time to result at the model's 30 epochs, the demo on CUDA,
 #                the wgan + softmax pair once.
@@ -48,7 +51,7 @@ HEAD=(--device cuda --budget seed --models cramer --classifiers prototype --epoc
 if [ "$PLAN" = short ] || [ "$PLAN" = full ]; then
     # the GPU path's tests: CUDA-graph capture of every family and of the classifier step, replay =
     # eager, a learning run, nvJPEG against PIL, extraction decoding on the GPU
-    step 100 tests $PY -m pytest -q -s -p no:cacheprovider tests/test_cuda.py
+    step 75 tests $PY -m pytest -q -s -p no:cacheprovider tests/test_cuda.py
 fi
 case "$PLAN" in
 short)
@@ -57,10 +60,9 @@ short)
     step 100 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 1 --sections extraction \
         --out "$OUT" --tag cuda-extraction ;;
 full)
-    step 360 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 2 --ttr-repeats 0 \
+    step 380 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 2 --ttr-repeats 0 \
         --sections pairs --out "$OUT" --tag cuda-cramer-prototype
-    # extraction: pipeline vs bare forward for three backbones on real CUB photos, PIL and GPU decode
-    step 110 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
+    step 100 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
         --out "$OUT" --tag cuda-extraction ;;
 more)
     # the prototype classifier's fit on a CUB-sized problem: graphs (auto) against eager, batch 1024 and 256

@@ -6,10 +6,11 @@ Also the per-image cost of each stage measured alone (decode, transform, forward
 decode-bound case shows as a decode share rather than hiding inside a ratio. Models are
 randomly initialised: timing does not depend on the weights.
 
-    python -m extract.bench [--backbones a,b] [--images 64] [--decode pil,gpu] [--json]
+    python -m extract.bench [--backbones a,b] [--images 64] [--decode pil,gpu,gpu-inline] [--json]
 
-On a GPU ``--decode pil,gpu`` compares PIL in the workers with nvJPEG on the device
-(``extract.gpu_decode``); there the decode time is that of one batched GPU decode and transform.
+On a GPU ``--decode pil,gpu,gpu-inline`` compares PIL in the workers with nvJPEG on the device
+(``extract.gpu_decode``), decoded ahead by a background thread or in the loop; there the decode
+time is that of one batched GPU decode and transform.
 """
 from __future__ import annotations
 
@@ -31,14 +32,17 @@ DEFAULT_BACKBONES = ("tf_efficientnet_lite0", "convnext_tiny", "vit_base_patch16
 
 
 def sample_images(n: int) -> list[Path]:
-    """Real photos when the staged CUB images exist (their decode cost is the real one), else
-    generated 500x375 JPEGs, CUB's typical size."""
+    """Real photos when the staged CUB images exist (their decode cost is the real one; with fewer
+    than ``n`` they are cycled, read from the page cache the second time, as in a second epoch),
+    else generated 500x375 JPEGs, CUB's typical size."""
     root = shared_data_root()
     if root is not None and (root / "CUB" / "images").is_dir():
         files = sorted((root / "CUB" / "images").glob("*/*.jpg"))
         if len(files) >= n:
             step = len(files) // n
             return files[::step][:n]
+        if files:
+            return [files[i % len(files)] for i in range(n)]
     import numpy as np
     from PIL import Image
 
@@ -63,8 +67,19 @@ def _sync(device) -> None:
         torch.cuda.synchronize()
 
 
+# What ``--decode`` compares: the decoder, and for the GPU decoder how many batches a background
+# thread decodes ahead ("gpu-inline": none, the decode holds the loop that queues the forward passes).
+VARIANTS = {"auto": ("auto", EngineConfig.decode_ahead), "pil": ("pil", 0), "gpu": ("gpu", EngineConfig.decode_ahead),
+            "gpu-inline": ("gpu", 0)}
+
+
 def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: int = -1,
-                   draft: bool = False, device: str = "auto", decode: str = "auto") -> dict:
+                   draft: bool = False, device: str = "auto", decoders: tuple[str, ...] = ("auto",)) -> list[dict]:
+    """One row per decoder variant (``VARIANTS``), the model built once; each row's bare forward
+    pass is timed right before its pipeline, so that every ratio is measured side by side."""
+    for d in decoders:
+        if d not in VARIANTS:
+            raise ValueError(f"--decode {d}: use one of {', '.join(VARIANTS)}")
     dev = pick_device(device)
     model = backbones.create(name, num_classes=0).eval().to(dev).to(memory_format=torch.channels_last)
     cfg = backbones.data_config(model, name)
@@ -73,22 +88,45 @@ def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: 
     n = len(files) - len(files) % batch_size or len(files)
     files = files[:n]
     draft_px = int(size[-1] / cfg.get("crop_pct", 1.0)) + 1 if draft else None
-    eng = EngineConfig(batch_size=batch_size, workers=workers, device=dev, draft=draft_px, decode=decode)
-    decoder = gpu_decode.resolve_decoder(decode, dev, draft_px, tf)
+    rows = []
+    for variant in decoders:
+        decode, ahead = VARIANTS[variant]
+        decoder = gpu_decode.resolve_decoder(decode, dev, draft_px, tf)
+        eng = EngineConfig(batch_size=batch_size, workers=workers, device=dev, draft=draft_px, decode=decoder,
+                           decode_ahead=ahead if decoder == "gpu" else 0)
+        bare = _bare_forward(model, (batch_size, *size), n // batch_size, dev)
+        pipeline = _pipeline(model, files, tf, eng)
+        dec, trans = (_stage_times_gpu if decoder == "gpu" else _stage_times_pil)(files[:16], tf, draft_px, dev)
+        fwd = 1.0 / bare
+        rows.append({
+            "backbone": name, "device": str(dev), "decode": decoder, "decode_ahead": eng.decode_ahead,
+            "input_size": list(size), "batch_size": batch_size,
+            "workers": eng.n_workers(), "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
+            "images": n, "fast_decode": draft, "bare_forward_img_s": round(bare, 2),
+            "pipeline_img_s": round(pipeline, 2), "ratio": round(pipeline / bare, 3),
+            "decode_ms": round(dec * 1e3, 2), "transform_ms": round(trans * 1e3, 2),
+            "forward_ms": round(fwd * 1e3, 2), "decode_share": round((dec + trans) / (dec + trans + fwd), 3),
+        })
+    return rows
 
-    # bare forward on random tensors, same batch shape; like the engine, no wait per batch
-    x = torch.randn(batch_size, *size, device=dev)
+
+def _bare_forward(model, shape, batches: int, dev) -> float:
+    """Images per second of the forward pass on random tensors; like the engine, no wait per batch."""
+    x = torch.randn(*shape, device=dev)
     _forward(model, x, dev)  # warm-up
     _sync(dev)
     t0 = time.perf_counter()
-    for _ in range(n // batch_size):
+    for _ in range(batches):
         _forward(model, x, dev)
     _sync(dev)
-    bare = n / (time.perf_counter() - t0)
+    return batches * shape[0] / (time.perf_counter() - t0)
 
-    # full pipeline, through the engine's own batches (steady state: from the second batch on)
+
+def _pipeline(model, files, tf, eng: EngineConfig) -> float:
+    """Images per second through the engine's own batches, in the steady state (from the second batch on)."""
+    n, bs, dev = len(files), eng.batch_size, eng.device
     records = [Record(i, p, 0) for i, p in enumerate(files)]
-    batches = input_batches(records, tf, eng, [list(range(b, min(n, b + batch_size))) for b in range(0, n, batch_size)])
+    batches = input_batches(records, tf, eng, [list(range(b, min(n, b + bs))) for b in range(0, n, bs)])
     first = next(batches)
     _forward(model, first[0], dev)
     _sync(dev)
@@ -98,20 +136,7 @@ def bench_backbone(name: str, files: list[Path], batch_size: int = 32, workers: 
         _forward(model, xb, dev)
         done += len(xb)
     _sync(dev)
-    pipe_s = time.perf_counter() - t0
-    pipeline = done / pipe_s if done else float("nan")
-
-    k = min(len(files), 16)
-    dec, trans = (_stage_times_gpu if decoder == "gpu" else _stage_times_pil)(files[:k], tf, draft_px, dev)
-    fwd = 1.0 / bare
-    return {
-        "backbone": name, "device": str(dev), "decode": decoder, "input_size": list(size), "batch_size": batch_size,
-        "workers": eng.n_workers(), "torch_threads": torch.get_num_threads(), "cpus": os.cpu_count(),
-        "images": n, "fast_decode": draft, "bare_forward_img_s": round(bare, 2),
-        "pipeline_img_s": round(pipeline, 2), "ratio": round(pipeline / bare, 3),
-        "decode_ms": round(dec * 1e3, 2), "transform_ms": round(trans * 1e3, 2), "forward_ms": round(fwd * 1e3, 2),
-        "decode_share": round((dec + trans) / (dec + trans + fwd), 3),
-    }
+    return done / (time.perf_counter() - t0) if done else float("nan")
 
 
 def _stage_times_pil(files, tf, draft_px, dev) -> tuple[float, float]:
@@ -147,17 +172,26 @@ def _stage_times_gpu(files, tf, draft_px, dev) -> tuple[float, float]:
 def run(backbone_names=DEFAULT_BACKBONES, n_images: int = 64, batch_size: int = 32, workers: int = -1,
         draft: bool = False, device: str = "auto", decoders: tuple[str, ...] = ("auto",)) -> list[dict]:
     files = sample_images(n_images)
-    return [bench_backbone(b, files, batch_size, workers, draft, device, d) for b in backbone_names for d in decoders]
+    return [row for b in backbone_names
+            for row in bench_backbone(b, files, batch_size, workers, draft, device, decoders)]
 
 
 def table(rows: list[dict]) -> str:
     head = ("| backbone | device, decoder | pipeline img/s | bare forward img/s | ratio | decode+transform ms/img | "
             "forward ms/img | decode share |\n|---|---|---|---|---|---|---|---|")
-    lines = [f"| {r['backbone']}{' (fast decode)' if r['fast_decode'] else ''} | {r['device']}, {r['decode']} | "
+    lines = [f"| {r['backbone']}{' (fast decode)' if r['fast_decode'] else ''} | {r['device']}, {decoder_label(r)} | "
              f"{r['pipeline_img_s']} | {r['bare_forward_img_s']} | {r['ratio']:.2f} | "
              f"{r['decode_ms'] + r['transform_ms']:.1f} | {r['forward_ms']:.1f} | {r['decode_share']:.0%} |"
              for r in rows]
     return "\n".join([head, *lines])
+
+
+def decoder_label(row: dict) -> str:
+    """'pil', or 'gpu' with how far its thread decodes ahead."""
+    if row.get("decode") != "gpu":
+        return row.get("decode", "pil")
+    ahead = row.get("decode_ahead", 0)
+    return f"gpu, {ahead} ahead" if ahead else "gpu, inline"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,7 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--workers", type=int, default=-1)
     p.add_argument("--fast-decode", action="store_true")
     p.add_argument("--device", default="auto")
-    p.add_argument("--decode", default="auto", help="auto | pil | gpu, or a comma-separated list to compare")
+    p.add_argument("--decode", default="auto",
+                   help=f"{' | '.join(VARIANTS)}, or a comma-separated list to compare (gpu-inline: the GPU "
+                        f"decoder without its background thread)")
     p.add_argument("--json", action="store_true")
     a = p.parse_args(argv)
     rows = run(a.backbones.split(","), a.images, a.batch_size, a.workers, a.fast_decode, a.device,

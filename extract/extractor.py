@@ -8,6 +8,7 @@ batches and gives bit-identical features. Under ``torchrun`` shard s belongs to 
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -41,6 +42,7 @@ class EngineConfig:
     channels_last: bool = True
     draft: int | None = None       # decode JPEGs at reduced scale covering this many pixels
     decode: str = "auto"           # auto | pil | gpu (extract.gpu_decode): where JPEGs are decoded
+    decode_ahead: int = 2          # gpu decoder: batches decoded ahead by a background thread (0: in the loop)
     rank: int = 0
     world_size: int = 1
     progress: bool = True
@@ -136,9 +138,13 @@ def input_batches(records, transform, cfg: EngineConfig, batch_sampler):
             yield x.to(device, non_blocking=True), idx, ok, list(err)
         return
     gpu = gpu_decode.GpuDecoder(gpu_decode.TensorTransform.from_timm(transform), device)
-    for data, idx, ok, err, is_jpeg in loader:
+
+    def decode(batch):
+        data, idx, ok, err, is_jpeg = batch
         x, ok, err = gpu(data, ok, err, is_jpeg, [records[int(i)].box for i in idx])
-        yield x, idx, ok, err
+        return x, idx, ok, err
+
+    yield from gpu_decode.decode_ahead(loader, decode, cfg.decode_ahead, device)
 
 
 def _compute(records, model, transform, work: Path, ranges, pending, cfg: EngineConfig, feature_fn) -> int:
@@ -157,7 +163,8 @@ def _compute(records, model, transform, work: Path, ranges, pending, cfg: Engine
     oks: list[torch.Tensor] = []
     errors: dict[int, str] = {}
     written = done = 0
-    with torch.inference_mode():
+    # closing: a run that ends early (a bad image, an interrupt) stops the workers and the decode thread now
+    with torch.inference_mode(), contextlib.closing(batches):
         for x, idx, ok, err in batches:
             bad = [(int(i), e) for i, o, e in zip(idx, ok, err) if not o]
             if bad and cfg.on_bad_image == "fail":

@@ -20,9 +20,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
+import queue
+import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -346,3 +348,60 @@ class GpuDecoder:
                 img = img[:, y1:y2, x1:x2]
             batch.append(blank if img is None else img)
         return self.transform(batch), ok, err
+
+
+def decode_ahead(batches: Iterable, decode: Callable, depth: int, device) -> Iterator:
+    """``decode(b)`` for each batch ``b``, computed up to ``depth`` batches ahead by a background
+    thread (``depth`` 0: in the caller's loop).
+
+    nvJPEG's batched decode holds its calling thread until its own stream has finished. In the
+    caller's loop the host therefore cannot queue batch k's forward pass while batch k+1 decodes;
+    from a thread it can. The thread queues its kernels on the caller's device and current CUDA
+    stream, so they run in the order the batches are handed over. An error in the thread is
+    raised in the caller; a caller that stops early stops the thread."""
+    if depth <= 0:
+        for b in batches:
+            yield decode(b)
+        return
+    it = iter(batches)  # DataLoader workers start here, in the caller's thread
+    handover: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    dev = torch.device(device)
+    stream = torch.cuda.current_stream(dev) if dev.type == "cuda" else None
+
+    def offer(message) -> bool:
+        while not stop.is_set():
+            try:
+                handover.put(message, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            with contextlib.ExitStack() as ctx:
+                if stream is not None:
+                    ctx.enter_context(torch.cuda.device(stream.device))
+                    ctx.enter_context(torch.cuda.stream(stream))
+                ctx.enter_context(torch.no_grad())
+                for b in it:
+                    if not offer(("batch", decode(b))):
+                        return
+            offer(("end", None))
+        except BaseException as exc:  # handed to the caller, which raises it
+            offer(("error", exc))
+
+    worker = threading.Thread(target=produce, name="zsgm-gpu-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, value = handover.get()
+            if kind == "end":
+                return
+            if kind == "error":
+                raise value
+            yield value
+    finally:
+        stop.set()
+        worker.join(timeout=30)

@@ -136,6 +136,25 @@ def test_extraction_on_cuda_decodes_on_the_gpu_by_default(tmp_path):
     assert cos.min() > 0.98  # noise images, 32 px: chroma upsampling differences show
 
 
+def test_decoding_ahead_on_cuda_gives_the_inline_batches(tmp_path):
+    """The decode thread queues on the caller's stream: the batches are the very ones decoded in the loop."""
+    from test_gpu_decode import timm_eval
+
+    from extract.extractor import EngineConfig, input_batches
+    from extract.layouts.base import Record
+
+    files = _smooth_photos(tmp_path) * 5
+    records = [Record(i, p, 0) for i, p in enumerate(files)]
+    sampler = [list(range(b, min(len(files), b + 3))) for b in range(0, len(files), 3)]
+    out = {}
+    for ahead in (0, 2):
+        cfg = EngineConfig(batch_size=3, workers=2, device=DEV, decode="gpu", decode_ahead=ahead)
+        out[ahead] = [(x.clone(), idx) for x, idx, ok, err in input_batches(records, timm_eval(size=224), cfg, sampler)]
+    assert len(out[0]) == len(out[2]) == len(sampler)
+    for (a, ia), (b, ib) in zip(out[0], out[2]):
+        assert a.is_cuda and torch.equal(ia, ib) and torch.equal(a, b)
+
+
 # ---------------------------------------------------------------- the final classifiers' CUDA graphs
 def test_graphed_classifier_steps_land_on_the_eager_weights():
     """train_minibatch with each step a CUDA-graph replay (padded, weighted last batch; a StepLR

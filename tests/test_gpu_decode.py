@@ -189,5 +189,48 @@ def test_engine_on_the_gpu_decoder_path_skips_a_truncated_image_by_path(tmp_path
     with pytest.raises(ZsgmError, match="--on-bad-image skip") as e:
         _extract(tmp_path / "root", tmp_path / "x.safetensors")
     assert str(fx.paths[3]) in str(e.value)
+    assert not _decode_threads()  # the run that failed stopped its decode thread
     fs = _extract(tmp_path / "root", tmp_path / "x.safetensors", on_bad_image="skip")
     assert 3 not in fs.extra["xlsa17_index"].tolist() and fx.paths[3].name in fs.meta["skipped_images"]
+
+
+def _decode_threads() -> list:
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "zsgm-gpu-decode"]
+
+
+@pytest.mark.parametrize("depth", [0, 1, 3])
+def test_decoding_ahead_keeps_the_batches_and_their_order(depth):
+    out = list(gpu_decode.decode_ahead(range(10), lambda b: (b, torch.full((2,), float(b))), depth, "cpu"))
+    assert [b for b, _ in out] == list(range(10))
+    assert all(torch.equal(x, torch.full((2,), float(b))) for b, x in out)
+    assert not _decode_threads()
+
+
+def test_decoding_ahead_runs_ahead_of_the_consumer():
+    import time
+
+    calls = []
+    gen = gpu_decode.decode_ahead(range(10), lambda b: calls.append(b) or b, 2, "cpu")
+    assert next(gen) == 0
+    deadline = time.monotonic() + 10
+    while len(calls) < 3 and time.monotonic() < deadline:  # 2 waiting in the hand-over, 1 more decoded
+        time.sleep(0.01)
+    assert len(calls) >= 3, calls
+    assert len(calls) <= 4  # bounded: the thread waits for the consumer
+    gen.close()
+    assert not _decode_threads()
+
+
+def test_decoding_ahead_raises_the_threads_error_in_the_caller():
+    def decode(b):
+        if b == 3:
+            raise ValueError("cannot decode batch 3")
+        return b
+
+    got = []
+    with pytest.raises(ValueError, match="batch 3"):
+        for b in gpu_decode.decode_ahead(range(10), decode, 2, "cpu"):
+            got.append(b)
+    assert got == [0, 1, 2] and not _decode_threads()
