@@ -117,14 +117,15 @@ def yaml_value(text: str, where: str) -> Any:
     return float(value) if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) else value
 
 
-def parse_sets(items: Iterable[str]) -> dict[str, Any]:
-    """``["epochs=2", "hp.n_synth=20"]`` → ``{"epochs": 2, "hp": {"n_synth": 20}}`` (values read as YAML)."""
+def parse_sets(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
+    """``["epochs=2", "hp.n_synth=20"]`` → ``{"epochs": 2, "hp": {"n_synth": 20}}`` (values read as
+    YAML): the ``KEY=VALUE`` overrides of every command's ``--set`` / ``--clf-set``."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ZsgmError(f"--set {item!r}: expected KEY=VALUE, e.g. epochs=5 or hp.n_synth=100")
-        parsed = yaml_value(value, f"--set {item!r}")
+            raise ZsgmError(f"{flag} {item!r}: expected KEY=VALUE, e.g. epochs=5 or hp.n_synth=100")
+        parsed = yaml_value(value, f"{flag} {item!r}")
         *parents, leaf = key.strip().split(".")
         node = out
         for part in parents:

@@ -45,7 +45,7 @@ def run(args) -> int:
     import torch
 
     from pipelines.bench import BenchConfig, run_bench, to_markdown, write_results
-    from pipelines.verbs.gzsl import parse_sets
+    from pipelines.grid import parse_sets
 
     if args.threads:
         torch.set_num_threads(int(args.threads))

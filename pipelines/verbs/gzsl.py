@@ -35,20 +35,9 @@ def add_arguments(p) -> None:
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
-def parse_sets(items: list[str], flag: str) -> dict:
-    from extract.common import ZsgmError
-    from pipelines.grid import yaml_value
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ZsgmError(f"{flag} {item!r}: expected KEY=VALUE")
-        k, v = item.split("=", 1)
-        out[k.strip()] = yaml_value(v, f"{flag} {item!r}")
-    return out
-
-
 def config_from_args(args) -> RunConfig:
+    from pipelines.grid import parse_sets
+
     return RunConfig.from_dict({
         "data": args.data, "features": args.features, "backbone": args.backbone, "model": args.model,
         "classifier": args.classifier, "seed": args.seed, "epochs": args.epochs, "selection": args.selection,
