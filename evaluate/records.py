@@ -29,6 +29,12 @@ def default_store() -> Path:
     return results_dir() / "runs.jsonl"
 
 
+def default_runs_dir() -> Path:
+    """``runs/`` beside the results folder (the project's ``runs/`` by default): each run's losses,
+    validation metrics, per-class accuracy and checkpoint."""
+    return results_dir().parent / "runs"
+
+
 def append_record(record: dict, store: str | Path | None = None) -> Path:
     store = Path(store or default_store())
     store.parent.mkdir(parents=True, exist_ok=True)

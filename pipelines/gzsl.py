@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from evaluate.classifiers import CLASSIFIERS, build as build_classifier
 from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate, per_class_accuracy
-from evaluate.records import append_record, results_dir
+from evaluate.records import append_record, default_runs_dir
 from evaluate.selection import validation_split
 from extract.common import (PROJECT_ROOT, ZsgmError, atomic_path, atomic_write_json, pick_device,
                             seed_everything, stable_hash, versions)
@@ -235,7 +235,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         log.warning("%s has no validation classes: running with selection 'fixed' (the configured %d epochs, "
                     "no search)", fs.dataset, hp["epochs"])
         selection = "fixed"
-    run_dir = Path(runs_dir or results_dir().parent / "runs") / cfg.run_id()
+    run_dir = Path(runs_dir or default_runs_dir()) / cfg.run_id()
     run_dir.mkdir(parents=True, exist_ok=True)
     _drop_stale_checkpoints(run_dir, {"features": featureset_fingerprint(fs), "hp": hp, "selection": selection})
     seen, unseen = fs.seen_classes, fs.unseen_classes

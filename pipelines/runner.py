@@ -26,7 +26,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
-from evaluate.records import append_record, finished_ids, latest_by_id, read_records
+from evaluate.records import append_record, default_runs_dir, finished_ids, latest_by_id, read_records
 from extract.common import ZsgmError, stable_hash, versions
 from pipelines.grid import Cell, Plan, annotate_missing, feature_cache
 
@@ -180,13 +180,6 @@ def make_executor(executor: str | None = None, jobs: int = 1):
 
 
 # ---------------------------------------------------------------- the grid
-def default_runs_dir() -> Path:
-    """``runs/`` beside the results folder (the project's ``runs/`` by default), as run_gzsl uses."""
-    from evaluate.records import results_dir
-
-    return results_dir().parent / "runs"
-
-
 def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: Path | None = None,
              fn_spec: str = GZSL_FN) -> Summary:
     """Run every cell of ``plan`` not yet finished in ``store``; return what happened."""

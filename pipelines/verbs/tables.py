@@ -110,7 +110,8 @@ def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
         log.warning("no plots: %s", exc)
         return []
     from evaluate.tables import build_table
-    from pipelines.runner import default_runs_dir, plan_rows
+    from evaluate.records import default_runs_dir
+    from pipelines.runner import plan_rows
 
     recs, missing, order = plan_rows(plan, records)
     written = []
