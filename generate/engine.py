@@ -141,8 +141,11 @@ class Engine:
         classes = torch.unique(data.labels)
         self.class_map = torch.full((data.attributes.shape[0],), -1, dtype=torch.long, device=self.device)
         self.class_map[classes] = torch.arange(len(classes), device=self.device)
+        # its ~560 small steps (CUB, 20 epochs) are launch-bound on a GPU: graphed there, as the final classifiers
         self.seen_clf = train_seen_classifier(data.features, self.class_map[data.labels], len(classes),
-                                              epochs=int(self.hp.get("cls_pretrain_epochs", 20)))
+                                              epochs=int(self.hp.get("cls_pretrain_epochs", 20)),
+                                              graphs=cuda_graphs_wanted(self.hp.get("cuda_graphs", "auto"),
+                                                                        self.device, "hp"))
 
     # ------------------------------------------------------------ one epoch
     def train_epoch(self, data: TrainData) -> dict:

@@ -197,3 +197,18 @@ def test_graphed_final_classifier_predicts_as_the_eager_one(name):
     acc = (preds["auto"] == y).float().mean()
     print(f"{name}: graphed vs eager predictions agree on {agree:.4f}; accuracy {acc:.3f}")
     assert agree > 0.99 and acc > 0.5
+
+
+def test_graphed_seen_classifier_of_the_regulariser_predicts_as_the_eager_one():
+    """f-CLSWGAN's pre-trained seen classifier: graphed steps by default on CUDA, off with cuda_graphs=off."""
+    data = _data(n=2000)  # 20 epochs of 8 steps: 92 % training accuracy on the CPU
+    preds = {}
+    for graphs in ("auto", "off"):
+        eng = _engine("wgan", cls_weight=0.01, cls_pretrain_epochs=20, cuda_graphs=graphs)
+        eng._prepare_regulariser(data)
+        preds[graphs] = eng.seen_clf(data.features).argmax(1)
+    mapped = eng.class_map[data.labels]
+    agree = (preds["auto"] == preds["off"]).float().mean()
+    acc = (preds["auto"] == mapped).float().mean()
+    print(f"seen classifier: graphed vs eager predictions agree on {agree:.4f}; accuracy {acc:.3f}")
+    assert agree > 0.98 and acc > 0.8
