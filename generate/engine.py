@@ -295,7 +295,7 @@ class Engine:
         self._prepare_regulariser(data)
         bar = tqdm(range(self.epoch, epochs), total=epochs, initial=self.epoch, disable=not progress,
                    desc=desc or self.model, unit="ep", leave=False)
-        last_save = float("-inf")
+        last_save = time.perf_counter()
         for _ in bar:
             t0 = time.perf_counter()
             logs = self.train_epoch(data)
@@ -311,8 +311,9 @@ class Engine:
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()
                              if k.startswith("loss_") or k in ("val_H", "H")})
             self.stopped = stop  # saved with the epoch, so that a kill cannot separate the two
-            # A checkpoint after the first epoch, then at most every ``checkpoint_seconds`` and at
-            # the end: on small data an epoch can cost less than writing the checkpoint.
+            # A checkpoint at most every ``checkpoint_seconds`` (a kill loses no more than that) and
+            # at the end: a seed-budget checkpoint is ~250 MB (0.7 s to write on a VM), more than a
+            # GPU epoch, so a run shorter than that writes only the last one.
             due = time.perf_counter() - last_save >= float(self.hp.get("checkpoint_seconds", 30))
             if checkpoint and (due or stop or self.epoch >= epochs):
                 self.save(checkpoint)

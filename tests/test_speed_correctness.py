@@ -163,6 +163,22 @@ def test_epoch_logs_are_floats_and_divergence_is_caught():
         eng.train_epoch(data)
 
 
+@pytest.mark.parametrize("every,saved_after", [(30, [4]), (0, [1, 2, 3, 4])])
+def test_a_short_run_writes_only_its_last_checkpoint(tmp_path, every, saved_after):
+    """Checkpoints at most every ``checkpoint_seconds`` and at the end: a run shorter than that
+    pays for one (a seed-budget checkpoint costs more than a GPU epoch); 0 saves every epoch."""
+    torch.manual_seed(0)
+    eng = Engine("wgan", D_DIM, A_DIM, small_hp("wgan", steps_per_epoch=2, critic_iters=1, checkpoint_seconds=every))
+    data = TrainData(torch.rand(40, D_DIM), torch.randint(0, 4, (40,)), torch.rand(4, A_DIM))
+    saved, save = [], eng.save
+    eng.save = lambda path: saved.append(eng.epoch) or save(path)
+    eng.fit(data, 4, checkpoint=tmp_path / "ck.pt", progress=False)
+    assert saved == saved_after and (tmp_path / "ck.pt").is_file()
+    again = Engine("wgan", D_DIM, A_DIM, small_hp("wgan"))
+    again.resume(tmp_path / "ck.pt")
+    assert again.epoch == 4
+
+
 # ---------------------------------------------------------------- classifiers: fast vs slow reference
 @pytest.mark.parametrize("kind,batch", [("softmax", 32), ("prototype", 32), ("prototype", 128)])
 def test_fast_classifier_matches_per_sample_reference(kind, batch):
