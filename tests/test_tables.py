@@ -127,6 +127,17 @@ def test_store_helpers(tmp_path) -> None:
     assert md.splitlines()[2] == "| cramer | 60.0 |"
 
 
+def test_parquet_export_reads_back_as_the_csv_does(tmp_path) -> None:
+    """Every field of every record (nested ones as JSON text, a failed seed's missing numbers)."""
+    import pandas as pd
+
+    from evaluate.records import to_frame
+
+    parquet = pd.read_parquet(export_records(RECORDS, tmp_path / "r.parquet"))
+    pd.testing.assert_frame_equal(parquet, to_frame(RECORDS), check_dtype=False)
+    assert not list(tmp_path.glob("*.tmp*"))  # written atomically
+
+
 def test_plots_write_pngs(tmp_path) -> None:
     pytest.importorskip("matplotlib", reason="the plots extra is not installed")
     import numpy as np

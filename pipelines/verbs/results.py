@@ -14,7 +14,8 @@ def add_arguments(p) -> None:
     p.add_argument("--last", type=int, help="only the N most recent records")
     p.add_argument("--columns", help="comma-separated fields to show (default: the main ones)")
     p.add_argument("--format", choices=("md", "csv", "json"), default="md", help="printed format (default md)")
-    p.add_argument("--out", help="export to this file instead (format from its suffix: .md .csv .parquet .jsonl)")
+    p.add_argument("--out", help="export to this file instead (format from its suffix: .md .csv .parquet .jsonl; "
+                                 "Parquet needs pyarrow, which make setup installs)")
 
 
 def run(args) -> int:
