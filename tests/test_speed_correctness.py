@@ -314,11 +314,22 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- the bench smoke
+def test_reference_h_like_for_like_takes_the_epochs_zsgm_scores():
+    from pipelines.bench import h_at_epochs_scored
+
+    h = [50.0, 10.0, 20.0, 30.0, 25.0]
+    assert h_at_epochs_scored(h, 1) == 50.0   # every epoch: the reference's own best
+    assert h_at_epochs_scored(h, 2) == 30.0   # epochs 2, 4 and the last (5)
+    assert h_at_epochs_scored(h, 5) == 25.0   # the last only
+    assert h_at_epochs_scored([], 5) is None
+
+
+
 def test_bench_quick_smoke(tmp_path):
     from pipelines.cli import main
 
     rc = main(["bench", "--quick", "--repeats", "1", "--models", "cramer", "--classifiers", "prototype",
-               "--clf-set", "scale=5e0", "--out", str(tmp_path)])
+               "--clf-set", "scale=5e0", "--also-eval-every", "2", "--out", str(tmp_path)])
     assert rc == 0
     files = list(tmp_path.glob("*.json"))
     assert len(files) == 1 and files[0].with_suffix(".md").is_file()
@@ -327,14 +338,22 @@ def test_bench_quick_smoke(tmp_path):
     for row in res["throughput"]:
         assert row["generator_it_s"]["median"] > 0 and row["critic_it_s"]["median"] > 0
     assert {r["loop"] for r in res["throughput"]} >= {"engine", "reference"}
-    (pair,) = res["pairs"]
+    pair, every2 = res["pairs"]  # the budget's K = 1, then K = 2 against the same reference run
+    assert (pair["eval_every"], every2["eval_every"]) == (1, 2)
+    assert every2["reference_seconds"] == pair["reference_seconds"]
+    (h_per_epoch,) = pair["reference_H_per_epoch"]
+    assert pair["reference_H_at_zsgm_epochs"]["median"] == max(h_per_epoch)
+    assert every2["reference_H_at_zsgm_epochs"]["median"] == h_per_epoch[1]  # 2 epochs: zsgm scores only the 2nd
     for key in ("zsgm_seconds", "reference_seconds", "ratio"):
         s = pair[key]
         assert s["n"] == 1 and 0 < s["min"] <= s["median"] <= s["max"]
     assert 0 <= pair["zsgm_H"]["median"] <= 100
+    assert [t["eval_every"] for t in res["targets"]["cramer_prototype_10x"]] == [1, 2]
     (ttr,) = res["time_to_result"]
     assert ttr["full_run_seconds"]["median"] > 0 and ttr["time_to_h_seconds"]["median"] > 0
     assert res["memory"]["peak_mb"] > 0 and res["memory"]["after_first_run_mb"] > 0
     assert res["meta"]["repeats"] == 1 and res["meta"]["budget"]["name"] == "quick"
     assert res["meta"]["clf_set"] == {"scale": 5.0}
-    assert "zsgm's classifier only" in files[0].with_suffix(".md").read_text()
+    md = files[0].with_suffix(".md").read_text()
+    assert "zsgm's classifier only" in md and "(zsgm scoring every 2 epochs)" in md
+    assert "| cramer | prototype | 2 |" in md

@@ -21,6 +21,9 @@ def add_arguments(p) -> None:
     p.add_argument("--ttr-epochs", type=int, help="epochs of the time-to-result runs (default: the model's own "
                                                   "at the seed budget, the compared epochs otherwise)")
     p.add_argument("--eval-every", type=int, help="zsgm's validation cadence K (default: the budget's)")
+    p.add_argument("--also-eval-every", default="", metavar="K[,K...]",
+                   help="more zsgm cadences for the pairs section, each timed and scored against the same "
+                        "reference runs (e.g. 1: zsgm also scores every epoch, as the reference does)")
     p.add_argument("--models", default="wgan,cramer", help="comma-separated generative models")
     p.add_argument("--classifiers", default="softmax,prototype", help="comma-separated final classifiers")
     p.add_argument("--sections", default="pairs,ttr,throughput,demo,extraction",
@@ -53,6 +56,7 @@ def run(args) -> int:
     cfg = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, budget=args.budget,
                       ttr_repeats=args.ttr_repeats, tag=args.tag,
                       epochs=args.epochs, eval_every=args.eval_every,
+                      also_eval_every=tuple(int(k) for k in args.also_eval_every.split(",") if k.strip()),
                       ttr_epochs=args.ttr_epochs,
                       models=tuple(m for m in args.models.split(",") if m),
                       classifiers=tuple(c for c in args.classifiers.split(",") if c),
