@@ -304,7 +304,8 @@ def time_to_h(history: list[dict], tol: float = 1.0) -> dict:
             "val_wall": evals[-1].get("wall", evals[-1].get("seconds"))}
 
 
-def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device: torch.device) -> dict:
+def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device: torch.device,
+                   seed: int = 0) -> dict:
     from pipelines.reference import reference_run
 
     hp = model_hp(model, budget)
@@ -312,7 +313,8 @@ def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device
     out = reference_run(model, classifier, hp, budget.epochs, prob_cpu.train.features, prob_cpu.train.labels,
                         prob_cpu.attributes, prob_cpu.seen, prob_cpu.unseen, prob_cpu.eval_seen,
                         prob_cpu.eval_unseen, device, clf_epochs=budget.ref_clf_epochs,
-                        clf_batch_size=int(chp.get("batch_size", 256)), clf_hidden=int(chp.get("hidden", 1024)))
+                        clf_batch_size=int(chp.get("batch_size", 256)), clf_hidden=int(chp.get("hidden", 1024)),
+                        seed=seed)
     b = out["best"]
     return {"seconds": out["seconds"], "H": round(b["H"], 2), "U": round(b["U"], 2), "S": round(b["S"], 2),
             "epochs": budget.epochs, "H_per_epoch": [round(h["H"], 2) for h in out["history"]]}
@@ -353,7 +355,7 @@ def bench_pairs(cfg: BenchConfig, budget: Budget, fs_path: Path, prob_cpu, devic
                         if "after_first_run_mb" not in memory:
                             memory["after_first_run_mb"] = round(peak_rss_mb(), 1)
                     elif step == "ref":
-                        ref.append(_run_reference(budget, prob_cpu, model, clf, device))
+                        ref.append(_run_reference(budget, prob_cpu, model, clf, device, cfg.seed))
                     else:
                         val.append(_run_ours(cfg, budget, fs_path, model, clf, "validation", device, work,
                                              tag + "-v"))

@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 
 from evaluate.classifiers.prototype import PrototypeNet
 from evaluate.metrics import gzsl_evaluate
+from extract.common import seed_everything
 from generate.engine import gradient_penalty
 from generate.registry import get as get_model
 from generate.seen_classifier import train_seen_classifier
@@ -170,9 +171,11 @@ def reference_run(model: str, classifier: str, hp: dict, epochs: int, train_x: t
                   attributes: torch.Tensor, seen: torch.Tensor, unseen: torch.Tensor,
                   test_seen: tuple[torch.Tensor, torch.Tensor], test_unseen: tuple[torch.Tensor, torch.Tensor],
                   device: torch.device, clf_epochs: int = 50, clf_batch_size: int = 256,
-                  clf_hidden: int = 1024) -> dict:
+                  clf_hidden: int = 1024, seed: int = 0) -> dict:
     """Train ``epochs`` generator epochs the field's way; returns wall time, the per-epoch
-    history and the best (oracle) H. Inputs are normalised features on the CPU."""
+    history and the best (oracle) H. Inputs are normalised features on the CPU. Seeded, as
+    those scripts are (``manualSeed``): a repeat differs in time, not in H."""
+    seed_everything(seed)
     t_start = time.perf_counter()
     gan = ReferenceGAN(model, hp, train_x, train_y, attributes, seen, device)
     all_classes = torch.cat([seen, unseen])

@@ -314,6 +314,19 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
 
 
 # ---------------------------------------------------------------- the bench smoke
+def test_the_reference_loop_is_seeded_so_repeats_differ_only_in_time():
+    from pipelines.bench import BUDGETS, _run_reference, make_featureset
+    from pipelines.gzsl import make_problem
+
+    budget = BUDGETS["quick"]
+    fs = make_featureset(budget, seed=0)
+    prob = make_problem(fs, fs.trainval_loc, fs.seen_classes, fs.unseen_classes, fs.test_seen_loc,
+                        fs.test_unseen_loc, "minmax", torch.device("cpu"))
+    runs = [_run_reference(budget, prob, "wgan", "softmax", torch.device("cpu"), seed) for seed in (3, 3, 4)]
+    assert runs[0]["H_per_epoch"] == runs[1]["H_per_epoch"]
+    assert runs[0]["H_per_epoch"] != runs[2]["H_per_epoch"]
+
+
 def test_reference_h_like_for_like_takes_the_epochs_zsgm_scores():
     from pipelines.bench import h_at_epochs_scored
 
