@@ -101,8 +101,10 @@ class Engine:
         if compiled:
             self.family.generator.compile()  # in place: state_dict keys stay as they are
         graphs = str(self.hp.get("cuda_graphs", "auto")).lower()
-        self.graphs = cuda_graphs_wanted(graphs, self.device, "hp") and not compiled \
-            and not self.family.closed_form and self.family.graph_safe
+        # asked for and on CUDA: the seen classifier's steps are graphed then, the generator
+        # iterations only where the family and the other options allow
+        self.graphs_wanted = cuda_graphs_wanted(graphs, self.device, "hp")
+        self.graphs = self.graphs_wanted and not compiled and not self.family.closed_form and self.family.graph_safe
         if graphs in ("on", "true") and not self.graphs:
             log.info("%s: cuda_graphs on, but not usable here (needs CUDA, no compile, a graph-safe family)",
                      self.model)
@@ -144,8 +146,7 @@ class Engine:
         # its ~560 small steps (CUB, 20 epochs) are launch-bound on a GPU: graphed there, as the final classifiers
         self.seen_clf = train_seen_classifier(data.features, self.class_map[data.labels], len(classes),
                                               epochs=int(self.hp.get("cls_pretrain_epochs", 20)),
-                                              graphs=cuda_graphs_wanted(self.hp.get("cuda_graphs", "auto"),
-                                                                        self.device, "hp"))
+                                              graphs=self.graphs_wanted)
 
     # ------------------------------------------------------------ one epoch
     def train_epoch(self, data: TrainData) -> dict:

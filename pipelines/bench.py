@@ -342,14 +342,14 @@ def bench_pairs(cfg: BenchConfig, budget: Budget, fs_path: Path, prob_cpu, devic
             ref, val = [], []
             for r in range(max(cfg.repeats if with_pairs else 0, n_ttr if with_ttr else 0)):
                 tag = f"{model}-{clf}-{r}"
-                mine = [f"ours@{k}" for k in cadences]
-                steps = ([*mine, "ref"] if r % 2 == 0 else ["ref", *mine]) if with_pairs and r < cfg.repeats else []
+                mine = [("ours", k) for k in cadences]
+                steps = ([*mine, ("ref", None)] if r % 2 == 0 else [("ref", None), *mine]) \
+                    if with_pairs and r < cfg.repeats else []
                 if with_ttr and r < n_ttr:
-                    steps.append("val")
-                for step in steps:
-                    progress(f"{model}+{clf} {step} (repeat {r + 1})")
-                    if step.startswith("ours@"):
-                        k = int(step[5:])
+                    steps.append(("val", None))
+                for step, k in steps:
+                    progress(f"{model}+{clf} {step}{f' (every {k})' if k else ''} (repeat {r + 1})")
+                    if step == "ours":
                         ours[k].append(_run_ours(cfg, budget, fs_path, model, clf, "oracle", device, work,
                                                  f"{tag}-o{k}", eval_every=k))
                         if "after_first_run_mb" not in memory:
@@ -580,7 +580,8 @@ def to_markdown(res: dict) -> str:
               f"{b['ref_clf_epochs']}-epoch classifier over per-sample tuples through a DataLoader after every "
               f"epoch (`pipelines/reference.py`). ΔH is zsgm's H minus the reference's best over all its epochs.",
               "",
-              "| model | classifier | K | zsgm s | reference s | ratio (ref/zsgm) | zsgm H | reference H (all epochs) | "
+              "| model | classifier | K | zsgm s | reference s | ratio (ref/zsgm) | zsgm H | "
+              "reference H (all epochs) | "
               "reference H (zsgm's epochs) | ΔH |",
               "|---|---|---|---|---|---|---|---|---|---|"]
     for p in res["pairs"]:
