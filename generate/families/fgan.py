@@ -22,6 +22,28 @@ Table 6), one row per divergence:
 The last column is the same function written so that it never forms 1 − t or
 2 − exp(t) (which round to 0 when the critic is confident); tests check it against the
 composition of the first two.
+
+``formulation: study`` (hp) trains instead with the losses of the seed study's code
+(GAN/fGAN.py of Programmergg/Zero-shot-Generative-Models), so that its models table can be
+regenerated as it was run. With v_r, v_f the critic's raw outputs, the critic minimises
+−(mean A(v_r) − mean B(v_f)) + the WGAN-GP penalty, and the generator minimises
+−mean B(v_f) (the saturating direction of the same bound) plus the study's L2 penalty on
+the generator's weights (``weight_reg``, 4e-4 there):
+
+| divergence        | A(v_r), as written     | B(v_f), as written       | computed as      |
+|-------------------|------------------------|--------------------------|------------------|
+| total variation   | ½tanh v                | ½tanh v                  | same             |
+| forward KL        | v                      | exp(v − 1)               | same             |
+| reverse KL        | −exp(v)                | −1 − v                   | same             |
+| Pearson χ²        | v                      | ¼v² + v                  | same             |
+| squared Hellinger | 1 − exp(v)             | (1 − exp(v)) / exp(v)    | −expm1(v); expm1(−v) |
+| Jensen–Shannon    | 2 − (1 + exp(−v))      | −(2 − exp(v))            | −expm1(−v); exp(v) − 2 |
+
+Apart from total variation (the same losses; only the penalties differ) these are not
+the paper's (its Jensen–Shannon bound with the alternative generator loss has the
+gradients of the non-saturating GAN, ``nsgan``; the study's has not). The
+"computed as" forms are the same functions without the inf/inf or 1 − (1 + ε) that the
+written ones meet for large |v|.
 """
 from __future__ import annotations
 
@@ -32,6 +54,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from extract.common import ZsgmError
 from generate.families.gan_losses import LogitGAN
 from generate.registry import register
 
@@ -64,19 +87,73 @@ DIVERGENCES: dict[str, Divergence] = {d.name: d for d in (
 )}
 
 
+# The seed study's (A, B) per divergence: critic −(mean A(v_r) − mean B(v_f)), generator −mean B(v_f).
+STUDY_TERMS: dict[str, tuple[Fn, Fn]] = {
+    "total_variation": (lambda v: 0.5 * torch.tanh(v), lambda v: 0.5 * torch.tanh(v)),
+    "forward_kl": (lambda v: v, lambda v: torch.exp(v - 1)),
+    "reverse_kl": (lambda v: -torch.exp(v), lambda v: -1 - v),
+    "pearson": (lambda v: v, lambda v: 0.25 * v * v + v),
+    "hellinger": (lambda v: -torch.expm1(v), lambda v: torch.expm1(-v)),
+    "jensen_shannon": (lambda v: -torch.expm1(-v), lambda v: torch.exp(v) - 2),
+}
+FORMULATIONS = ("paper", "study")
+STUDY_WEIGHT_REG = 4e-4   # the study's REG_W_LAMBDA: sum of squared generator weights, times this
+
+
+def study_critic_loss(name: str, v_real: torch.Tensor, v_fake: torch.Tensor) -> torch.Tensor:
+    """The seed study's critic loss for divergence ``name`` (without its gradient penalty)."""
+    a, b = STUDY_TERMS[name]
+    return -(a(v_real).mean() - b(v_fake).mean())
+
+
+def study_generator_loss(name: str, v_fake: torch.Tensor) -> torch.Tensor:
+    """The seed study's generator loss for divergence ``name`` (without its weight penalty)."""
+    return -STUDY_TERMS[name][1](v_fake).mean()
+
+
 def variational_bound(div: Divergence, v_real: torch.Tensor, v_fake: torch.Tensor) -> torch.Tensor:
     """F = E_P[g_f(v_r)] − E_Q[f*(g_f(v_f))], the critic's objective (maximised)."""
     return div.activation(v_real).mean() - div.conj_act(v_fake).mean()
 
 
 class FGAN(LogitGAN):
+    """``hp.formulation``: ``paper`` (Nowozin et al.'s bound, the generator's alternative
+    objective, no penalty) or ``study`` (the seed study's losses, WGAN-GP penalty on the
+    critic, L2 on the generator's weights)."""
     divergence: Divergence
 
+    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
+        super().__init__(feature_dim, att_dim, hp)
+        self.formulation = str(hp.get("formulation") or "paper")
+        if self.formulation not in FORMULATIONS:
+            raise ZsgmError(f"{self.name}: formulation must be one of {', '.join(FORMULATIONS)}, got "
+                            f"'{hp.get('formulation')}' (--set formulation=study runs the seed study's losses)")
+        reg = hp.get("weight_reg")
+        self.weight_reg = float(reg) if reg is not None else (STUDY_WEIGHT_REG if self.study else 0.0)
+        if self.study:
+            self.penalty = "gp"  # the study adds the WGAN-GP penalty to every f-GAN critic loss
+
+    @property
+    def study(self) -> bool:
+        return self.formulation == "study"
+
     def d_loss(self, d_real, d_fake):
+        if self.study:
+            return study_critic_loss(self.divergence.name, d_real, d_fake)
         return -variational_bound(self.divergence, d_real, d_fake)
 
     def g_loss(self, d_real, d_fake):
+        if self.study:
+            return study_generator_loss(self.divergence.name, d_fake)
         return -self.divergence.activation(d_fake).mean()
+
+    def generator_loss(self, real, fake, att):
+        loss, logs = super().generator_loss(real, fake, att)
+        if self.weight_reg:
+            reg = sum(p.pow(2).sum() for n, p in self.generator.named_parameters() if n.endswith("weight"))
+            loss = loss + self.weight_reg * reg
+            logs["weight_reg"] = reg.detach()
+        return loss, logs
 
 
 def _register_all() -> None:
