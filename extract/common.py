@@ -89,10 +89,35 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
+        # mkstemp creates 0600; the result gets the mode a plain open() would give it (or keeps
+        # the mode of the file it replaces), so that colleagues on a shared server can read it.
+        os.chmod(tmp, file_mode(path))
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where Linux shows it (/proc), else by a set-and-restore."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode(path: str | os.PathLike) -> int:
+    """The permission bits a new file at ``path`` gets: the existing file's, else 0666 minus the umask."""
+    try:
+        return os.stat(path).st_mode & 0o7777
+    except OSError:
+        return 0o666 & ~current_umask()
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
@@ -315,12 +340,42 @@ class GraphedStep:
         self.calls += 1
 
 
-def setup_logging(verbose: bool = False) -> None:
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        datefmt="%H:%M:%S",
-    )
+def dist_rank() -> int:
+    """This process's rank under torchrun (``RANK``), 0 otherwise."""
+    try:
+        return int(os.environ.get("RANK", "0") or 0)
+    except ValueError:
+        return 0
+
+
+_QUIET = False
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """INFO (DEBUG with ``verbose``) to stderr; ``quiet``: warnings and errors only, no progress
+    bars. Under torchrun only rank 0 logs below ERROR, so that a line is printed once, not once
+    per process."""
+    global _QUIET
+    _QUIET = bool(quiet)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    if dist_rank() != 0:
+        level = logging.ERROR
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(level)
+    logging.getLogger("zsgm").setLevel(level)
+
+
+def show_progress(requested: bool = True, stream=None) -> bool:
+    """Whether to draw tqdm bars: asked for, not ``--quiet``, rank 0, and stderr a terminal
+    (redirected to a file, a bar's carriage returns only garble the log)."""
+    import sys
+
+    stream = stream if stream is not None else sys.stderr
+    try:
+        tty = bool(stream.isatty())
+    except (AttributeError, ValueError):
+        tty = False
+    return bool(requested) and not _QUIET and dist_rank() == 0 and tty
 
 
 # ---------------------------------------------------------------- locations

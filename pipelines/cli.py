@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import logging
 import sys
 
 VERBS = {
@@ -23,6 +22,8 @@ VERBS = {
     "models": "pipelines.verbs.listing",
     "classifiers": "pipelines.verbs.listing",
     "backbones": "pipelines.verbs.backbones",
+    "weights": "pipelines.verbs.weights",
+    "data": "pipelines.verbs.data",
     "results": "pipelines.verbs.results",
     "rerun": "pipelines.verbs.rerun",
 }
@@ -35,6 +36,7 @@ def _verb_module(verb: str):
 def build_parser(verbs: list[str] | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="zsgm", description="Generalized zero-shot learning with generative models.")
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--quiet", "-q", action="store_true", help="warnings and errors only; no progress bars")
     sub = parser.add_subparsers(dest="verb", metavar="VERB")
     for verb in verbs or list(VERBS):
         try:
@@ -47,6 +49,8 @@ def build_parser(verbs: list[str] | None = None) -> argparse.ArgumentParser:
         p = sub.add_parser(verb, help=helps, description=helps)
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show tracebacks and debug logging")
+        p.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS,
+                       help="warnings and errors only; no progress bars")
         mod.add_arguments(p, verb) if _takes_verb(mod.add_arguments) else mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -70,9 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     debug = bool(getattr(args, "debug", False))
-    setup_logging(debug)
-    if not debug:
-        logging.getLogger("zsgm").setLevel(logging.INFO)
+    setup_logging(debug, quiet=bool(getattr(args, "quiet", False)))
     try:
         return int(args._run(args) or 0)
     except ZsgmError as exc:

@@ -13,7 +13,10 @@ An experiment YAML (``pipelines/configs/experiments/<name>.yaml``) names::
       names: [convnext_tiny, ...]  # timm names
       weights: [pretrained, scratch]
     extract: {epochs: 30, ...}     # options of the extraction cells (scratch training budget ...)
-    resources: {num_cpus: 1, num_gpus: 0}   # per cell; also the torch thread count
+    resources: {num_cpus: 1, num_gpus: 0.25, extract: {num_cpus: 8, num_gpus: 1}}
+                                   # per GZSL cell (num_cpus is also its torch thread count) and per
+                                   # extraction cell; Ray only (--gpus-per-cell overrides num_gpus of
+                                   # every cell; a cluster without GPUs runs them with 0)
     tables: [{name: ..., rows: [...], columns: [...], metrics: [...]}]
 
 The grid is ``grid`` × ``variants`` × ``backbones`` × ``seeds``; every GZSL cell is one
@@ -55,6 +58,9 @@ class Cell:
     missing: list[str] = field(default_factory=list)         # inputs this machine lacks
     num_cpus: float = 1
     num_gpus: float = 0
+    # Run-time options the runner sets (not part of the plan's identity):
+    progress: bool = False                                   # tqdm bars (in-process runs only)
+    keep_checkpoints: bool = False                           # keep runs/<id>/*.pt after a finished run
 
     def describe(self) -> str:
         p = self.params
@@ -163,8 +169,10 @@ def _axis_values(key: str, value, source: str) -> list:
     return list(dict.fromkeys(values)) if all(isinstance(v, (str, int, float, bool)) for v in values) else values
 
 
-def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict | None = None) -> Plan:
-    """Read and expand an experiment; ``seeds`` and ``sets`` are the command-line overrides."""
+def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict | None = None,
+                    gpus_per_cell: float | None = None) -> Plan:
+    """Read and expand an experiment; ``seeds``, ``sets`` and ``gpus_per_cell`` are the
+    command-line overrides."""
     path = experiment_path(name)
     source = str(path)
     doc = load_yaml(path)
@@ -194,7 +202,7 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     seed_list = _seeds(seeds if seeds is not None else doc.get("seeds", 1), f"{source}: seeds")
     variants = _variants(doc.get("variants"), source, sets, doc.get("base") or {})
     backbones = _backbones(doc.get("backbones"), source)
-    resources = _resources(doc.get("resources") or {}, source)
+    resources, extract_resources = _resources(doc.get("resources") or {}, source, gpus_per_cell)
     extract_opts = doc.get("extract") or {}
 
     cells: dict[str, Cell] = {}
@@ -209,8 +217,8 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
                     labels = {"variant": vname} if vname is not None else {}
                     needs: list[str] = []
                     if bb is not None:
-                        ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, resources,
-                                           params.get("data_root"), source)
+                        ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, extract_resources,
+                                           params.get("data_root"), source, params.get("device"))
                         extracts.setdefault(ex.id, ex)
                         params["backbone"] = cache_key(*bb)
                         labels.update(backbone=bb[0], pretrained=bb[1])
@@ -263,11 +271,35 @@ def _backbones(value, source: str) -> list[tuple[str, str] | None]:
     return [(str(n), str(k)) for n in value["names"] for k in kinds]
 
 
-def _resources(value: dict, source: str) -> dict:
-    unknown = sorted(set(value) - {"num_cpus", "num_gpus"})
-    if unknown:
-        raise ZsgmError(f"{source}: resources: unknown key(s) {unknown}; use num_cpus, num_gpus")
-    return {"num_cpus": float(value.get("num_cpus", 1)), "num_gpus": float(value.get("num_gpus", 0))}
+def _resources(value: dict, source: str, gpus_per_cell: float | None = None) -> tuple[dict, dict]:
+    """(GZSL cell, extraction cell) resources: ``num_cpus``, ``num_gpus``, and an optional
+    ``extract: {num_cpus, num_gpus}`` for the extraction cells (default: the GZSL cells')."""
+
+    def one(d, where: str) -> dict:
+        if not isinstance(d, dict):
+            raise ZsgmError(f"{source}: {where} must be a mapping of num_cpus, num_gpus")
+        unknown = sorted(set(d) - {"num_cpus", "num_gpus"} - ({"extract"} if where == "resources" else set()))
+        if unknown:
+            raise ZsgmError(f"{source}: {where}: unknown key(s) {unknown}; use num_cpus, num_gpus"
+                            + (", extract" if where == "resources" else ""))
+        out = {}
+        for key, default in (("num_cpus", 1.0), ("num_gpus", 0.0)):
+            v = d.get(key, default)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ZsgmError(f"{source}: {where}.{key} must be a number >= 0, got {v!r}")
+            out[key] = float(v)
+        return out
+
+    gzsl = one(value, "resources")
+    extra = value.get("extract")
+    if extra is not None and not isinstance(extra, dict):
+        raise ZsgmError(f"{source}: resources.extract must be a mapping of num_cpus, num_gpus")
+    extract = one({**gzsl, **extra}, "resources.extract") if extra else dict(gzsl)
+    if gpus_per_cell is not None:
+        if isinstance(gpus_per_cell, bool) or gpus_per_cell < 0:
+            raise ZsgmError(f"--gpus-per-cell must be a number >= 0, got {gpus_per_cell}")
+        gzsl["num_gpus"] = extract["num_gpus"] = float(gpus_per_cell)
+    return gzsl, extract
 
 
 def _check_names(cfg: RunConfig, source: str) -> None:
@@ -300,15 +332,16 @@ EXTRACT_OPTS = ("weights", "img_size", "dtype", "classes", "engine", "train")
 
 
 def _extract_cell(data: str, backbone: str, weights: str, opts: dict, resources: dict,
-                  data_root: str | None, source: str) -> Cell:
+                  data_root: str | None, source: str, device: str | None = None) -> Cell:
     unknown = sorted(set(opts) - set(EXTRACT_OPTS))
     if unknown:
         raise ZsgmError(f"{source}: extract: unknown option(s) {unknown}; known: {', '.join(EXTRACT_OPTS)} "
                         f"(engine and train take the fields of extract.extractor.EngineConfig / "
                         f"extract.scratch.ScratchConfig)")
     params = {"data": data, "backbone": backbone, "scratch": weights == "scratch", **opts}
-    # data_root locates the images; like RunConfig's, it is not part of the identity.
-    return Cell(f"x-{stable_hash(params)}", "extract", {**params, "data_root": data_root},
+    # data_root locates the images and device the hardware; like RunConfig's, not part of the identity.
+    located = {"data_root": data_root, **({"device": device} if device not in (None, "auto") else {})}
+    return Cell(f"x-{stable_hash(params)}", "extract", {**params, **located},
                 {"backbone": backbone, "pretrained": weights}, **resources)
 
 

@@ -10,6 +10,11 @@
 * Determinism: every cell sets torch to ``num_cpus`` threads (1 by default) and seeds
   itself, so local processes, in-process runs and Ray give identical numbers.
 * Order: extraction cells first; a GZSL cell whose extraction failed is reported, not run.
+* Disk: a finished cell's checkpoints (``runs/<id>/*.pt``, hundreds of MB at the seed's
+  budgets) are removed unless ``keep_checkpoints``; its history, per-class accuracies and
+  scores stay. A failed or interrupted cell keeps them, so that a re-run resumes.
+* GPUs: each Ray task asks for its cell's ``num_gpus`` (the YAML's ``resources``, or
+  ``--gpus-per-cell``); on a cluster without GPUs the cells run on CPUs instead of waiting.
 """
 from __future__ import annotations
 
@@ -77,8 +82,10 @@ def execute_cell(cell: Cell, fn_spec: str, runs_dir: str | None) -> list[dict]:
         with tempfile.TemporaryDirectory(prefix="zsgm-cell-") as tmp:
             store = Path(tmp) / "runs.jsonl"
             returned = _resolve(fn_spec)(cfg, store=store, runs_dir=Path(runs_dir) if runs_dir else None,
-                                         progress=False)
+                                         progress=cell.progress)
             records = read_records(store) or ([returned] if isinstance(returned, dict) else [])
+        if not cell.keep_checkpoints and records and all(r.get("status", "ok") != "failed" for r in records):
+            drop_checkpoints(Path(runs_dir) if runs_dir else default_runs_dir(), cell.id)
         for r in records:
             r.update({k: v for k, v in cell.labels.items() if k not in r})
         return records
@@ -87,6 +94,24 @@ def execute_cell(cell: Cell, fn_spec: str, runs_dir: str | None) -> list[dict]:
         return [failed_record(cell, exc, time.perf_counter() - t0, started)]
     finally:
         torch.set_num_threads(previous)
+
+
+def drop_checkpoints(runs_dir: Path, run_id: str) -> int:
+    """Remove the checkpoints (``*.pt``) of a finished run ``runs_dir/<run_id>``; returns the bytes freed.
+
+    The run's record, history, per-class accuracies and test scores stay; only what a resume
+    would need goes (a finished run is never resumed: the grid skips it)."""
+    freed = 0
+    for p in sorted((Path(runs_dir) / run_id).glob("*.pt")):
+        try:
+            size = p.stat().st_size
+            p.unlink()
+            freed += size
+        except FileNotFoundError:
+            pass
+    if freed:
+        log.debug("%s: removed %.1f MB of checkpoints", run_id, freed / 2**20)
+    return freed
 
 
 def failed_record(cell: Cell, exc: BaseException, seconds: float, started: str) -> dict:
@@ -102,7 +127,7 @@ def run_extraction(cell: Cell) -> Path:
     from extract import extractor, job, scratch
 
     p = dict(cell.params)
-    engine = extractor.EngineConfig(**{"progress": False, **(p.pop("engine", None) or {})})
+    engine = extractor.EngineConfig(**{"progress": cell.progress, **(p.pop("engine", None) or {})})
     train = scratch.ScratchConfig(**(p.pop("train", None) or {}))
     out = feature_cache(p["data"], p["backbone"], "scratch" if p["scratch"] else "pretrained")
     return job.run(job.ExtractRequest(**p, out=str(out), engine=engine, train=train))
@@ -156,10 +181,27 @@ class RayExecutor:
             kwargs = {"address": address} if address else {"num_cpus": num_cpus or os.cpu_count()}
             self.ray.init(log_to_driver=False, include_dashboard=False, **kwargs)
 
+    def cluster_gpus(self) -> float:
+        try:
+            return float(self.ray.cluster_resources().get("GPU", 0))
+        except Exception:  # an old or odd Ray: trust the cells' requests
+            return float("inf")
+
     def map(self, cells: list[Cell], fn_spec: str, runs_dir: str | None, on_done: Callable) -> None:
         ray = self.ray
         task = ray.remote(execute_cell)
-        pending = {task.options(num_cpus=c.num_cpus, num_gpus=c.num_gpus, max_retries=0).remote(c, fn_spec, runs_dir): c
+        gpus = self.cluster_gpus()
+        if gpus <= 0 and any(c.num_gpus for c in cells):
+            log.warning("the Ray cluster has no GPUs: running the cells on CPUs (asked for %g GPU(s) per cell)",
+                        max(c.num_gpus for c in cells))
+        elif any(c.num_gpus > gpus for c in cells):
+            raise ZsgmError(f"a cell asks for {max(c.num_gpus for c in cells):g} GPUs but the Ray cluster has "
+                            f"{gpus:g}; lower --gpus-per-cell (a fraction such as 0.25 shares a GPU)")
+
+        def need(c: Cell) -> float:
+            return c.num_gpus if gpus > 0 else 0.0
+
+        pending = {task.options(num_cpus=c.num_cpus, num_gpus=need(c), max_retries=0).remote(c, fn_spec, runs_dir): c
                    for c in cells}
         while pending:
             done, _ = ray.wait(list(pending), num_returns=1)
@@ -181,10 +223,17 @@ def make_executor(executor: str | None = None, jobs: int = 1):
 
 # ---------------------------------------------------------------- the grid
 def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: Path | None = None,
-             fn_spec: str = GZSL_FN) -> Summary:
-    """Run every cell of ``plan`` not yet finished in ``store``; return what happened."""
+             fn_spec: str = GZSL_FN, keep_checkpoints: bool = False, progress: bool = False) -> Summary:
+    """Run every cell of ``plan`` not yet finished in ``store``; return what happened.
+
+    ``progress`` draws the cells' tqdm bars where they run in this process (one local job);
+    ``keep_checkpoints`` keeps finished cells' checkpoints."""
     t0 = time.perf_counter()
     executor = executor or LocalExecutor(1)
+    in_process = isinstance(executor, LocalExecutor) and executor.jobs == 1
+    for cell in plan.cells:
+        cell.keep_checkpoints = bool(keep_checkpoints)
+        cell.progress = bool(progress and in_process)
     runs = str(runs_dir or default_runs_dir())
     summary = Summary()
     done = finished_ids(read_records(store))

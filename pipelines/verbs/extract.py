@@ -14,7 +14,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--classes", help="comma-separated class names or number prefixes (e.g. 001,004): "
                                      "extract only these classes of the root")
     p.add_argument("--weights", help="checkpoint file (.safetensors/.pth/.bin); default: weights/<backbone>.*, "
-                                     "packaged weights, timm's hub cache")
+                                     "packaged weights, timm's hub cache, else timm downloads it (unless --offline)")
+    p.add_argument("--offline", action="store_true", help="never download weights (as HF_HUB_OFFLINE=1): a "
+                                                          "checkpoint that is not local stops the run, naming the file")
     p.add_argument("--scratch", action="store_true", help="train the backbone on the seen classes' trainval "
                                                           "images first, then extract with it")
     p.add_argument("--random-init", action="store_true", help="random weights (timing and plumbing only)")
@@ -45,6 +47,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from extract.common import show_progress
     from extract.extractor import EngineConfig
     from extract.job import ExtractRequest, run as run_job
     from extract.scratch import ScratchConfig
@@ -53,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     kill = os.environ.get("ZSGM_TEST_KILL_AFTER_SHARDS")  # test hook: a real SIGKILL mid-run
     eng = EngineConfig(batch_size=args.batch_size, workers=args.workers, shard_size=args.shard_size,
-                       on_bad_image=args.on_bad_image, progress=not args.no_progress, decode=args.decode,
+                       on_bad_image=args.on_bad_image, progress=show_progress(not args.no_progress), decode=args.decode,
                        kill_after_shards=int(kill) if kill else None)
     if args.fast_decode:
         eng.draft = -1  # resolved to the transform's resize size by the job
@@ -61,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
                           weight_decay=args.weight_decay, opt=args.opt, sched=args.sched, seed=args.seed,
                           img_size=args.img_size, workers=args.workers)
     req = ExtractRequest(data=args.data, backbone=args.backbone, data_root=args.data_root, weights=args.weights,
-                         scratch=args.scratch, random_init=args.random_init, out=args.out, img_size=args.img_size,
+                         scratch=args.scratch, random_init=args.random_init, offline=args.offline, out=args.out, img_size=args.img_size,
                          dtype=args.dtype, force=args.force,
                          classes=args.classes.split(",") if args.classes else None, device=args.device, engine=eng, train=train)
     out = run_job(req)

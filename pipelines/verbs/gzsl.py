@@ -33,6 +33,8 @@ def add_arguments(p) -> None:
     o.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     o.add_argument("--json", action="store_true", help="print the record as one JSON object on the last line")
     o.add_argument("--no-progress", action="store_true", help="no progress bars")
+    o.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep the finished run's checkpoints (runs/<id>/*.pt); by default they are removed")
 
 
 def config_from_args(args) -> RunConfig:
@@ -48,9 +50,15 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
+    from extract.common import show_progress
     from pipelines.gzsl import final_line, record_json, run_gzsl
 
-    record = run_gzsl(config_from_args(args), progress=not args.no_progress)
+    record = run_gzsl(config_from_args(args), progress=show_progress(not args.no_progress))
+    if not args.keep_checkpoints:
+        from evaluate.records import default_runs_dir
+        from pipelines.runner import drop_checkpoints
+
+        drop_checkpoints(default_runs_dir(), record["id"])
     print(final_line(record))
     if args.json:
         print(record_json(record))

@@ -98,7 +98,7 @@ def compare(old: dict, new: dict, tolerance: float) -> dict[str, dict]:
 
 def run(args) -> int:
     from evaluate.records import append_record, default_store, read_records
-    from extract.common import ZsgmError, versions
+    from extract.common import ZsgmError, show_progress, versions
     from pipelines.gzsl import run_gzsl
 
     store = Path(args.store) if args.store else default_store()
@@ -116,7 +116,7 @@ def run(args) -> int:
                     ", ".join(f"{k} {a} -> {b}" for k, (a, b) in moved.items()))
     with tempfile.TemporaryDirectory(prefix="zsgm-rerun-") as tmp:
         new = run_gzsl(cfg, store=Path(tmp) / "runs.jsonl", runs_dir=Path(tmp) / "runs",
-                       progress=not args.no_progress)
+                       progress=show_progress(not args.no_progress))
     new["rerun_of"] = record["id"]
     if args.append:
         append_record(new, store)

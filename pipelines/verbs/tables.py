@@ -35,14 +35,28 @@ def add_arguments(p) -> None:
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     p.add_argument("--out", help="folder for tables (default results/tables) ; plots go beside it in plots/")
     p.add_argument("--strict", action="store_true", help="exit 1 when a cell failed")
+    p.add_argument("--data-root", help="folder holding the dataset folders (default $ZSGM_DATA or data/); "
+                                       "same as --set data_root=DIR")
+    p.add_argument("--device", help="auto | cpu | cuda[:N] for every cell; same as --set device=...")
+    p.add_argument("--gpus-per-cell", type=float, metavar="N",
+                   help="GPUs each cell asks Ray for (a fraction shares one, e.g. 0.25); default: the "
+                        "experiment's resources")
+    p.add_argument("--keep-checkpoints", action="store_true",
+                   help="keep finished cells' checkpoints (runs/<id>/*.pt); by default they are removed")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
 
 def run(args) -> int:
     from evaluate.records import default_store, finished_ids, read_records, results_dir
+    from extract.common import show_progress
     from pipelines.grid import load_experiment, parse_sets
     from pipelines.runner import make_executor, run_plan
 
-    plan = load_experiment(args.exp, seeds=args.seeds, sets=parse_sets(args.set))
+    sets = parse_sets(args.set)
+    for key, value in (("data_root", args.data_root), ("device", args.device)):
+        if value is not None:
+            sets[key] = value
+    plan = load_experiment(args.exp, seeds=args.seeds, sets=sets, gpus_per_cell=args.gpus_per_cell)
     if args.jobs < 1:
         from extract.common import ZsgmError
 
@@ -52,7 +66,8 @@ def run(args) -> int:
         return 0
     summary = None
     if not args.no_run:
-        summary = run_plan(plan, make_executor(args.executor, args.jobs), store=default_store())
+        summary = run_plan(plan, make_executor(args.executor, args.jobs), store=default_store(),
+                           keep_checkpoints=args.keep_checkpoints, progress=show_progress(not args.no_progress))
     out = Path(args.out) if args.out else results_dir() / "tables"
     texts = write_tables(plan, read_records(), out)
     for text in texts:
