@@ -141,6 +141,10 @@ class FeatureSet:
         if not path.is_file():
             raise ZsgmError(f"FeatureSet {path} does not exist; build it with `zsgm extract` "
                             f"or pass an existing file to --features")
+        if path.suffix.lower() == ".mat":  # an xlsa17 res101.mat, its split file beside it
+            from extract.xlsa17 import load_mat
+
+            return load_mat(path)
         try:
             header, tensors = _read_safetensors(path, mmap_features)
         except ZsgmError:

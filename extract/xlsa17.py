@@ -13,12 +13,16 @@ import numpy as np
 import scipy.io as sio
 import torch
 
-from extract.common import ZsgmError, data_root
+from extract.common import ZsgmError, data_root, log
 from extract.featureset import FeatureSet, check_splits
 from extract.specs import DatasetSpec, get_spec
 
 LOCS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
 OPTIONAL_LOCS = ("train_loc", "val_loc")
+# What an export adds so that reading it back loses nothing: the FeatureSet's provenance
+# (JSON) and its validation classes (1-based), beside the xlsa17 fields every loader reads.
+PROVENANCE_KEY = "zsgm_provenance"
+VAL_CLASSES_KEY = "zsgm_val_classes"
 
 
 def _loadmat(path: Path) -> dict:
@@ -84,6 +88,8 @@ class SplitFile:
     class_names: list[str]
     original_att: np.ndarray | None
     loc_dtypes: dict[str, str]
+    provenance: dict = None           # set by read_split_file: what a zsgm export stored
+    val_classes: np.ndarray | None = None   # 0-based, where an export stored them
 
     @property
     def n_classes(self) -> int:
@@ -107,7 +113,7 @@ def read_split_file(path: str | Path, spec: DatasetSpec | None = None, n_images:
         raise ZsgmError(f"{path}: 'att' contains NaN or inf values")
     n = n_images if n_images is not None else (spec.n_images if spec else None)
     locs = {k: _loc(m, k, path, n) - 1 for k in LOCS}
-    locs.update({k: _loc(m, k, path, n) - 1 for k in OPTIONAL_LOCS if k in m})
+    locs.update({k: _loc(m, k, path, n) - 1 for k in OPTIONAL_LOCS if k in m and np.asarray(m[k]).size})
     if spec is not None:
         want = {"trainval_loc": spec.n_trainval, "test_seen_loc": spec.n_test_seen,
                 "test_unseen_loc": spec.n_test_unseen}
@@ -131,7 +137,28 @@ def read_split_file(path: str | Path, spec: DatasetSpec | None = None, n_images:
     if orig is not None and orig.shape != att.shape:
         raise ZsgmError(f"{path}: 'original_att' has shape {orig.shape} but 'att' has {att.shape}; they must match")
     dtypes = {k: str(np.asarray(m[k]).dtype) for k in LOCS + OPTIONAL_LOCS if k in m}
-    return SplitFile(path, att, locs, names, orig, dtypes)
+    split = SplitFile(path, att, locs, names, orig, dtypes)
+    split.provenance = _provenance(m, path)
+    if VAL_CLASSES_KEY in m:
+        val = _numeric(m, VAL_CLASSES_KEY, path, "iuf").ravel()
+        if val.size and (not _integral(val) or val.min() < 1 or val.max() > att.shape[1]):
+            raise ZsgmError(f"{path}: '{VAL_CLASSES_KEY}' must hold 1-based class numbers 1..{att.shape[1]}")
+        split.val_classes = np.unique(val.astype(np.int64) - 1)
+    return split
+
+
+def _provenance(m: dict, path: Path) -> dict:
+    """The FeatureSet metadata an export stored (``zsgm_provenance``, JSON), or {}."""
+    if PROVENANCE_KEY not in m:
+        return {}
+    raw = np.asarray(m[PROVENANCE_KEY]).ravel()
+    try:
+        meta = json.loads(str(raw[0])) if raw.size else {}
+    except ValueError as exc:
+        raise ZsgmError(f"{path}: '{PROVENANCE_KEY}' is not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ZsgmError(f"{path}: '{PROVENANCE_KEY}' must be a JSON object")
+    return {str(k): str(v) for k, v in meta.items()}
 
 
 def class_list_dir(folder: Path) -> Path | None:
@@ -147,8 +174,10 @@ def validation_classes(split: SplitFile, labels: np.ndarray | None) -> np.ndarra
 
     ``val_loc`` (where present) gives them through the labels of its trainval images
     (never through test images); otherwise the xlsa17 list ``valclasses1.txt`` matched
-    to ``allclasses_names``.
+    to ``allclasses_names``. A zsgm export stores them as they were (``zsgm_val_classes``).
     """
+    if split.val_classes is not None:
+        return split.val_classes
     if "val_loc" in split.locs and labels is not None:
         inside = np.intersect1d(split.locs["val_loc"], split.locs["trainval_loc"])
         if len(inside):
@@ -214,14 +243,17 @@ def from_xlsa17(features_path: str | Path, split_path: str | Path, spec: Dataset
     val = validation_classes(split, labels)
     if val is not None:
         extra["val_classes"] = t(val.astype(np.int64))
-    name = dataset or (spec.name if spec else Path(split_path).parent.name.lower())
-    meta = {
-        "dataset": name, "backbone": "resnet101", "pretrained": "imagenet", "weights": "xlsa17 res101.mat",
-        "source": f"{Path(features_path).name} + {Path(split_path).name}",
-        "xlsa17_dtypes": json.dumps({**fdt, **split.loc_dtypes, "att": str(split.att.dtype)}),
-    }
+    prov = dict(split.provenance or {})
+    name = dataset or (spec.name if spec else prov.get("dataset") or Path(split_path).parent.name.lower())
+    source = f"{Path(features_path).name} + {Path(split_path).name}"
+    if prov:  # a zsgm export: its own provenance, not the xlsa17 release's
+        meta = {**prov, "dataset": name, "source": f"{source} (zsgm export of {prov.get('source', '?')})"}
+    else:
+        meta = {"dataset": name, "backbone": "resnet101", "pretrained": "imagenet",
+                "weights": "xlsa17 res101.mat", "source": source}
+    meta["xlsa17_dtypes"] = json.dumps({**fdt, **split.loc_dtypes, "att": str(split.att.dtype)})
     from extract.common import versions
-    meta["code_version"] = versions()["zsgm"]
+    meta.setdefault("code_version", versions()["zsgm"])
     fs = FeatureSet(features=t(feats), labels=labels_t, attributes=t(split.att.T),
                     trainval_loc=t(split.locs["trainval_loc"]), test_seen_loc=t(split.locs["test_seen_loc"]),
                     test_unseen_loc=t(split.locs["test_unseen_loc"]), extra=extra,
@@ -236,35 +268,95 @@ def load_benchmark(name: str, root: str | Path | None = None) -> FeatureSet:
     return from_xlsa17(spec.features_path(root), spec.split_path(root), spec)
 
 
+def _cell(strings) -> np.ndarray:
+    """A MATLAB cell column [n, 1] of strings, as the release stores names and files."""
+    out = np.empty((len(strings), 1), dtype=object)
+    for i, text in enumerate(strings):
+        out[i, 0] = np.array([text])
+    return out
+
+
+def _index_dtype(recorded: str | None, largest: int) -> np.dtype:
+    """Integer dtype for 1-based indices: the one the source file used when it was an integer
+    type that holds them (uint16 in the release), else uint16 / uint32 by size. Never float:
+    the field's loaders index NumPy arrays with these columns."""
+    if recorded:
+        dt = np.dtype(recorded)
+        if dt.kind in "iu" and np.iinfo(dt).max >= largest:
+            return dt
+    return np.dtype(np.uint16) if largest <= np.iinfo(np.uint16).max else np.dtype(np.uint32)
+
+
+def export_locations(fs: FeatureSet) -> dict[str, np.ndarray]:
+    """Every location array the field's loaders read, 0-based: the FeatureSet's own, plus
+    ``train_loc`` / ``val_loc`` derived where it lacks them (tfvaegan and CE-GZSL read both
+    unconditionally): ``val_loc`` = the trainval images of the validation classes, ``train_loc``
+    = the other trainval images. Without validation classes, ``train_loc`` = trainval and
+    ``val_loc`` is empty."""
+    locs = {k: getattr(fs, k).numpy().astype(np.int64) for k in LOCS}
+    have = {k: fs.extra[k].numpy().astype(np.int64) for k in OPTIONAL_LOCS if k in fs.extra}
+    if len(have) < len(OPTIONAL_LOCS):
+        trainval = locs["trainval_loc"]
+        val = fs.val_classes
+        in_val = np.isin(fs.labels.numpy()[trainval], val.numpy()) if val is not None \
+            else np.zeros(len(trainval), dtype=bool)
+        derived = {"train_loc": trainval[~in_val], "val_loc": trainval[in_val]}
+        have = {**derived, **have}
+    return {**locs, **have}
+
+
+def provenance(fs: FeatureSet) -> dict[str, str]:
+    """The metadata an export carries along (xlsa17_dtypes is re-derived on import)."""
+    return {k: str(v) for k, v in fs.meta.items() if k != "xlsa17_dtypes"}
+
+
 def to_xlsa17(fs: FeatureSet, out_dir: str | Path, split_name: str = "att_splits.mat") -> tuple[Path, Path]:
-    """Export a FeatureSet as res101.mat + att_splits.mat that other GZSL codebases read."""
+    """Export a FeatureSet as ``res101.mat`` + ``att_splits.mat`` that the field's loaders read
+    unchanged (tfvaegan, CE-GZSL, f-CLSWGAN ...): ``features`` [D x N], ``labels`` [N x 1]
+    1-based, ``image_files``; ``att`` and ``original_att`` [A x C], ``allclasses_names``, and
+    every location key (``train_loc``, ``val_loc``, ``trainval_loc``, ``test_seen_loc``,
+    ``test_unseen_loc``) as 1-based integer columns. Dtypes read from an xlsa17 file are kept,
+    so ``.mat`` → FeatureSet → ``.mat`` is bit-exact for every field present; float16
+    features are written as float32 (MATLAB has no half type). The FeatureSet's provenance
+    and validation classes ride along (``zsgm_provenance``, ``zsgm_val_classes``) so that
+    reading the export back loses neither.
+    """
     from extract.common import atomic_path
 
     out_dir = Path(out_dir)
     dt = json.loads(fs.meta.get("xlsa17_dtypes", "{}"))
-    def cell(strings):  # a MATLAB cell column [n, 1] of strings
-        out = np.empty((len(strings), 1), dtype=object)
-        for i, text in enumerate(strings):
-            out[i, 0] = np.array([text])
-        return out
+    n = int(fs.features.shape[0])
 
-    col = lambda v, key: (v.numpy().astype(np.int64) + 1).astype(dt.get(key, "float64")).reshape(-1, 1)  # noqa
+    def col(idx0: np.ndarray, key: str) -> np.ndarray:
+        one = np.asarray(idx0, dtype=np.int64) + 1
+        return one.astype(_index_dtype(dt.get(key), max(n, fs.n_classes))).reshape(-1, 1)
+
     feats = fs.features.numpy()
-    res = {"features": feats.T.astype(dt.get("features", feats.dtype)),
-           "labels": col(fs.labels, "labels")}
+    fdtype = np.dtype(dt.get("features", feats.dtype))
+    if fdtype == np.float16:
+        fdtype = np.dtype(np.float32)
+    label_dt = np.dtype(dt["labels"]) if "labels" in dt else _index_dtype(None, fs.n_classes)
+    res = {"features": np.ascontiguousarray(feats.T.astype(fdtype)),
+           "labels": (fs.labels.numpy().astype(np.int64) + 1).astype(label_dt).reshape(-1, 1)}
     if fs.image_files:
-        res["image_files"] = cell(fs.image_files)
-    att = fs.attributes.numpy().T.astype(dt.get("att", fs.attributes.numpy().dtype))
-    splits = {"att": att}
-    for k in LOCS:
-        splits[k] = col(getattr(fs, k), k)
-    for k in OPTIONAL_LOCS:
-        if k in fs.extra:
-            splits[k] = col(fs.extra[k], k)
-    if "original_att" in fs.extra:
-        splits["original_att"] = fs.extra["original_att"].numpy().T
+        res["image_files"] = _cell(fs.image_files)
+    else:
+        log.warning("%s has no image_files: res101.mat is written without them", fs.dataset)
+    att_np = fs.attributes.numpy()
+    att = att_np.T.astype(dt.get("att", att_np.dtype))
+    splits: dict = {"att": att}
+    for k, v in export_locations(fs).items():
+        splits[k] = col(v, k)
+    splits["original_att"] = fs.extra["original_att"].numpy().T if "original_att" in fs.extra else att.copy()
     if fs.class_names:
-        splits["allclasses_names"] = cell(fs.class_names)
+        splits["allclasses_names"] = _cell(fs.class_names)
+    if fs.val_classes is not None:
+        splits[VAL_CLASSES_KEY] = (fs.val_classes.numpy().astype(np.int64) + 1).astype(
+            _index_dtype(None, fs.n_classes)).reshape(-1, 1)
+    prov = json.dumps(provenance(fs), sort_keys=True)
+    splits[PROVENANCE_KEY] = prov
+    res[PROVENANCE_KEY] = prov
+    out_dir.mkdir(parents=True, exist_ok=True)
     paths = (out_dir / "res101.mat", out_dir / split_name)
     for path, content in zip(paths, (res, splits)):
         with atomic_path(path) as tmp:
@@ -273,9 +365,33 @@ def to_xlsa17(fs: FeatureSet, out_dir: str | Path, split_name: str = "att_splits
     return paths
 
 
+SPLIT_NAMES = ("att_splits.mat", "sent_splits.mat")
+
+
+def split_beside(features_path: str | Path) -> Path:
+    """The split file beside a ``res101.mat``: ``att_splits.mat``, else ``sent_splits.mat``."""
+    folder = Path(features_path).parent
+    for name in SPLIT_NAMES:
+        if (folder / name).is_file():
+            return folder / name
+    raise ZsgmError(f"{features_path} is an xlsa17 features file, but neither {' nor '.join(SPLIT_NAMES)} "
+                    f"is beside it in {folder}; put the dataset's split file there (the xlsa17 release "
+                    f"keeps both in data/<DATASET>/)")
+
+
+def load_mat(features_path: str | Path, split_path: str | Path | None = None) -> FeatureSet:
+    """``--features some/res101.mat``: an xlsa17 ``res101.mat`` (ours or the release's) with the
+    split file beside it, as a FeatureSet. The dataset is the export's, else the folder's name
+    (``AWA2/`` → ``awa2``); counts are checked against the benchmark only where they match it
+    (a subset exported by zsgm is not the whole benchmark)."""
+    features_path = Path(features_path)
+    split = Path(split_path) if split_path else split_beside(features_path)
+    return from_xlsa17(features_path, split)
+
+
 def default_root_has(spec: DatasetSpec, root: str | Path | None = None) -> bool:
     return spec.split_path(root).is_file()
 
 
-__all__ = ["read_split_file", "read_features_file", "from_xlsa17", "to_xlsa17", "load_benchmark",
+__all__ = ["read_split_file", "read_features_file", "from_xlsa17", "to_xlsa17", "load_benchmark", "load_mat",
            "validation_classes", "SplitFile", "data_root"]

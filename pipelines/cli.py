@@ -28,6 +28,7 @@ VERBS = {
     "data": "pipelines.verbs.data",
     "results": "pipelines.verbs.results",
     "rerun": "pipelines.verbs.rerun",
+    "export": "pipelines.verbs.export",
 }
 
 

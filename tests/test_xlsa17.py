@@ -83,7 +83,10 @@ def test_round_trip_is_exact(tmp_path):
     to_xlsa17(back, out)
     for name in ("res101.mat", "att_splits.mat"):
         a, b = sio.loadmat(tmp_path / name), sio.loadmat(out / name)
-        assert sorted(k for k in a if not k.startswith("__")) == sorted(k for k in b if not k.startswith("__"))
+        # The export adds only its provenance and validation classes (zsgm_*): the release's
+        # fields come back bit-exact.
+        assert sorted(k for k in a if not k.startswith("__")) == \
+            sorted(k for k in b if not k.startswith(("__", "zsgm_")))
         for key in a:
             if key.startswith("__"):
                 continue
