@@ -41,12 +41,15 @@ class TableSpec:
     metrics: tuple[str, ...] = ("U", "S", "H")
     names: dict[str, str] = field(default_factory=dict)     # value renames for display
     note: str = ""
+    where: dict[str, tuple] = field(default_factory=dict)   # keep only records whose field is one of these
+    baselines: tuple[str, ...] = ()                         # row values (first row field) shown but unmarked
+    sources: dict[str, str] = field(default_factory=dict)   # row value -> its source (a "Source" column)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "table") -> "TableSpec":
         from extract.common import ZsgmError
 
-        known = {"name", "title", "rows", "columns", "metrics", "names", "note"}
+        known = {"name", "title", "rows", "columns", "metrics", "names", "note", "where", "baselines", "sources"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ZsgmError(f"{source}: unknown key(s) {unknown} in a table; known: {', '.join(sorted(known))}")
@@ -55,8 +58,20 @@ class TableSpec:
         bad = [m for m in d.get("metrics", ()) if m not in METRICS]
         if bad:
             raise ZsgmError(f"{source}: table {d['name']}: unknown metric(s) {bad}; use {', '.join(METRICS)}")
-        tup = {k: tuple(d[k]) for k in ("rows", "columns", "metrics") if k in d}
+        tup = {k: tuple(d[k]) for k in ("rows", "columns", "metrics", "baselines") if k in d}
+        where = d.get("where") or {}
+        if not isinstance(where, dict):
+            raise ZsgmError(f"{source}: table {d['name']}: 'where' must map a field to a value or a list of values")
+        tup["where"] = {str(k): tuple(str(x) for x in (v if isinstance(v, list) else [v])) for k, v in where.items()}
+        for key in ("names", "sources"):
+            if not isinstance(d.get(key) or {}, dict):
+                raise ZsgmError(f"{source}: table {d['name']}: '{key}' must map values to text")
+        tup["sources"] = {str(k): str(v) for k, v in (d.get("sources") or {}).items()}
         return cls(**{**d, **tup})
+
+    def keeps(self, record: dict) -> bool:
+        """Whether a record (or a grid cell's fields) belongs in this table (``where``)."""
+        return all(str(_value(record, k)) in allowed for k, allowed in self.where.items())
 
 
 @dataclass
@@ -117,7 +132,9 @@ def build_table(spec: TableSpec, records: Iterable[dict], missing: Iterable[dict
     ``missing`` (what it lacks); ``order`` (dicts of the same fields, e.g. the grid's
     cells) fixes the order of rows and column groups, else first appearance.
     """
-    records, missing = list(records), list(missing)
+    records = [r for r in records if spec.keeps(r)]
+    missing = [r for r in missing if spec.keeps(r)]
+    order = [r for r in order if spec.keeps(r)]
     row_keys: dict[tuple, None] = {}
     col_keys: dict[tuple, None] = {}
     for r in [*order, *records, *missing]:
@@ -147,9 +164,11 @@ def build_table(spec: TableSpec, records: Iterable[dict], missing: Iterable[dict
 
 def _marks(table: Table) -> dict[tuple, str]:
     """Best and second per column, on the displayed (rounded) mean so that shown ties tie."""
-    honest = [rk for rk in table.row_keys if rk[-1] != "oracle"]
+    # Baselines (ridge, no generator ...) are sanity lines: shown, never marked.
+    rows = [rk for rk in table.row_keys if not is_baseline(table.spec, rk)]
+    honest = [rk for rk in rows if rk[-1] != "oracle"]
     # Oracle rows compete only when nothing else is in the table.
-    contenders = honest or table.row_keys
+    contenders = honest or rows
     marks: dict[tuple, str] = {}
     for ck, m in table.columns():
         means = {rk: round(s.mean, 1) for rk in contenders
@@ -165,6 +184,10 @@ def _marks(table: Table) -> dict[tuple, str]:
     return marks
 
 
+def is_baseline(spec: TableSpec, rk: tuple) -> bool:
+    return bool(spec.baselines) and str(rk[0]) in spec.baselines
+
+
 def _caption(table: Table) -> str:
     spec = table.spec
     selections = list(dict.fromkeys(rk[-1] for rk in table.row_keys))
@@ -174,7 +197,8 @@ def _caption(table: Table) -> str:
     parts.append("; ".join(f"Selection: {s} — {SELECTION_CAPTIONS.get(s, s)}" for s in selections))
     parts.append(f"Per-class mean accuracy in %, mean ± std over seeds (n = seeds); "
                  f"{BEST} best, {SECOND} second per column"
-                 + (" among non-oracle rows" if "oracle" in selections and len(selections) > 1 else ""))
+                 + (" among non-oracle rows" if "oracle" in selections and len(selections) > 1 else "")
+                 + (" (baselines unmarked)" if any(is_baseline(spec, rk) for rk in table.row_keys) else ""))
     if any(s.collapsed for s in table.cells.values()):
         parts.append(f"{COLLAPSED}k: k seeds stayed collapsed (validation unseen accuracy ≈ 0) after the bounded "
                      f"re-seeding; they are included in the mean")
@@ -190,11 +214,22 @@ def _show(spec: TableSpec, value) -> str:
 
 
 def row_label(table: Table, rk: tuple) -> list[str]:
-    """Display values of a row's fields; a non-validation selection is spelled out."""
+    """Display values of a row's fields (and its source, where the table has a Source column);
+    a non-validation selection is spelled out, a baseline is said to be one."""
     labels = [_show(table.spec, v) for v in rk[:-1]]
     if rk[-1] != "validation" and labels:
         labels[0] += f" ({rk[-1]})"
+    if is_baseline(table.spec, rk) and labels:
+        labels[0] += " [baseline]"
+    if table.spec.sources:
+        labels.insert(len(table.spec.rows), table.spec.sources.get(str(rk[0]), "–"))
     return labels
+
+
+def _row_fields(spec: TableSpec) -> list[str]:
+    """Header names of the label columns."""
+    head = [FIELD_NAMES.get(k, k.capitalize()) for k in spec.rows]
+    return head + (["Source"] if spec.sources else [])
 
 
 def format_stat(stat: Stat | None, mark: str = "", digits: int = 1) -> str:
@@ -216,7 +251,7 @@ def format_stat(stat: Stat | None, mark: str = "", digits: int = 1) -> str:
 
 def _header(table: Table) -> list[str]:
     spec = table.spec
-    head = [FIELD_NAMES.get(k, k.capitalize()) for k in spec.rows]
+    head = _row_fields(spec)
     many_groups = len(table.col_keys) > 1 or not spec.columns
     for ck, m in table.columns():
         group = " ".join(_show(spec, v) for v in ck)
@@ -229,7 +264,8 @@ def to_markdown(table: Table) -> str:
     head = _header(table)
     lines = [f"**{table.spec.title or table.spec.name}**", "",
              "| " + " | ".join(head) + " |",
-             "|" + "|".join([":---"] * len(table.spec.rows) + ["---:"] * (len(head) - len(table.spec.rows))) + "|"]
+             "|" + "|".join([":---"] * len(_row_fields(table.spec))
+                            + ["---:"] * (len(head) - len(_row_fields(table.spec)))) + "|"]
     for rk in table.row_keys:
         cells = [format_stat(table.cells.get((rk, ck, m)), table.marks.get((rk, ck, m), ""))
                  for ck, m in table.columns()]
@@ -243,13 +279,14 @@ def to_csv(table: Table) -> str:
     spec = table.spec
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    w.writerow([*spec.rows, "selection", *spec.columns, "metric", "mean", "std", "n", "failed", "collapsed", "missing",
-                "mark"])
+    w.writerow([*spec.rows, "selection", *(["source"] if spec.sources else []), "baseline", *spec.columns, "metric",
+                "mean", "std", "n", "failed", "collapsed", "missing", "mark"])
     for rk in table.row_keys:
+        src = [spec.sources.get(str(rk[0]), "")] if spec.sources else []
         for ck, m in table.columns():
             s = table.cells.get((rk, ck, m)) or Stat()
             mark = {BEST: "best", SECOND: "second"}.get(table.marks.get((rk, ck, m), ""), "")
-            w.writerow([*rk, *ck, m, "" if s.mean is None else f"{s.mean:.4f}",
+            w.writerow([*rk, *src, int(is_baseline(spec, rk)), *ck, m, "" if s.mean is None else f"{s.mean:.4f}",
                         "" if s.std is None else f"{s.std:.4f}", s.n, s.failed, s.collapsed, s.missing, mark])
     return buf.getvalue()
 
@@ -275,7 +312,7 @@ def _tex_symbols(text: str) -> str:
 def to_latex(table: Table) -> str:
     """booktabs table; best in bold, second underlined (colour emoji do not typeset)."""
     spec = table.spec
-    n_rows, n_metrics = len(spec.rows), len(spec.metrics)
+    n_rows, n_metrics = len(_row_fields(spec)), len(spec.metrics)
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
              r"\begin{tabular}{" + "l" * n_rows + "r" * len(table.columns()) + "}", r"\toprule"]
     if spec.columns:
@@ -285,7 +322,7 @@ def to_latex(table: Table) -> str:
         rules = [r"\cmidrule(lr){%d-%d}" % (n_rows + 1 + i * n_metrics, n_rows + (i + 1) * n_metrics)
                  for i in range(len(table.col_keys))]
         lines.append(" ".join(rules))
-    lines.append(" & ".join([_tex(FIELD_NAMES.get(k, k.capitalize())) for k in spec.rows]
+    lines.append(" & ".join([_tex(h) for h in _row_fields(spec)]
                             + [METRIC_NAMES.get(m, m) for _, m in table.columns()]) + r" \\")
     lines.append(r"\midrule")
     for rk in table.row_keys:

@@ -17,7 +17,10 @@ An experiment YAML (``pipelines/configs/experiments/<name>.yaml``) names::
                                    # per GZSL cell (num_cpus is also its torch thread count) and per
                                    # extraction cell; Ray only (--gpus-per-cell overrides num_gpus of
                                    # every cell; a cluster without GPUs runs them with 0)
-    tables: [{name: ..., rows: [...], columns: [...], metrics: [...]}]
+    model_hp:                      # optional: hp overrides for the models matching a name or glob
+      "fgan_*": {formulation: study}
+    tables: [{name: ..., rows: [...], columns: [...], metrics: [...], where: {...}, baselines: [...],
+              sources: {...}}]
 
 The grid is ``grid`` × ``variants`` × ``backbones`` × ``seeds``; every GZSL cell is one
 :class:`RunConfig`, identified by ``run_id()`` (hash of the resolved config + seed).
@@ -26,6 +29,7 @@ Extraction cells come first and their GZSL cells depend on them.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import functools
 import itertools
 import logging
@@ -43,7 +47,7 @@ from pipelines.config import CONFIG_DIR, RunConfig, load_yaml
 log = logging.getLogger("zsgm.grid")
 EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
 TOP_KEYS = {"title", "description", "base", "grid", "seeds", "variants", "backbones", "extract", "resources",
-            "tables"}
+            "tables", "model_hp"}
 WEIGHT_KINDS = ("pretrained", "scratch")
 
 
@@ -182,7 +186,7 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     grid = doc.get("grid") or {}
     if not isinstance(grid, dict):
         raise ZsgmError(f"{source}: 'grid' must map RunConfig fields to lists of values")
-    for key in ("base", "grid", "extract", "resources"):
+    for key in ("base", "grid", "extract", "resources", "model_hp"):
         if not isinstance(doc.get(key) or {}, dict):
             raise ZsgmError(f"{source}: '{key}' must be a mapping")
     for bad in ("seed", "data_root", "device"):
@@ -204,6 +208,10 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     backbones = _backbones(doc.get("backbones"), source)
     resources, extract_resources = _resources(doc.get("resources") or {}, source, gpus_per_cell)
     extract_opts = doc.get("extract") or {}
+    model_hp = doc.get("model_hp") or {}
+    for pattern, hp in model_hp.items():
+        if not isinstance(hp, dict):
+            raise ZsgmError(f"{source}: model_hp['{pattern}'] must map hyper-parameters to values")
 
     cells: dict[str, Cell] = {}
     extracts: dict[str, Cell] = {}
@@ -213,7 +221,11 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
             for bb in backbones:
                 for seed in seed_list:
                     # Command-line overrides win over the grid and the variants.
-                    params = _merge(_merge(_merge(base, dict(zip(names, combo))), vset), fixed)
+                    params = _merge(_merge(base, dict(zip(names, combo))), vset)
+                    for pattern, hp in model_hp.items():  # per-model hp, under the command line's
+                        if fnmatch.fnmatchcase(str(params.get("model", "cramer")), str(pattern)):
+                            params = _merge(params, {"hp": hp})
+                    params = _merge(params, fixed)
                     labels = {"variant": vname} if vname is not None else {}
                     needs: list[str] = []
                     if bb is not None:
