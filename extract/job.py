@@ -123,6 +123,9 @@ def run(req: ExtractRequest) -> Path:
         return out
     if old is not None:
         log.info("%s was built from other inputs (provenance differs); rebuilding", out)
+    if world == 1 and not req.force and (shared := _same_images(raw, req, prov, arch, out)) is not None:
+        # cub and cub_sent: the same images under the same backbone, only the class semantics differ
+        return _derive(raw, req, shared, key, out)
     work = work_dir(out)
     extractor.prepare_work_dir(work, key, rank)
     if world > 1:
@@ -151,6 +154,47 @@ def run(req: ExtractRequest) -> Path:
     if got.errors:
         log.warning("skipped %d unreadable image(s); they are listed in the output's 'skipped_images'",
                     len(got.errors))
+    return out
+
+
+def _same_images(raw, req: ExtractRequest, prov: dict, arch: str, out: Path) -> Path | None:
+    """A FeatureSet of another dataset of the same folder (``cub`` ↔ ``cub_sent``) extracted from the same
+    images, backbone, weights and transform: its provenance key is this one's with the other dataset name."""
+    from extract.specs import DATASETS
+
+    for other in (s.name for s in DATASETS.values() if s.folder == raw.spec.folder and s.name != raw.spec.name):
+        want = stable_hash({**prov, "dataset": other}, 16)
+        cands = [default_output(other, arch, req.mode)]
+        if out.parent.name == raw.spec.name:  # the data/features/<data>/ layout under another root
+            cands.append(out.parent.parent / other / out.name)
+        for cand in cands:
+            if _existing_key(cand) == want:
+                return cand
+    return None
+
+
+# metadata a FeatureSet derives from its own content (set again by assemble / save)
+_DERIVED_META = ("class_names", "image_files", "format", "n_classes_total", "n_classes", "partial", "xlsa17_classes")
+
+
+def _derive(raw, req: ExtractRequest, source: Path, key: str, out: Path) -> Path:
+    """This dataset's FeatureSet from ``source``'s features (no image is decoded again)."""
+    src = FeatureSet.load(source, mmap_features=False)
+    index = src.extra.get("xlsa17_index")
+    if index is None:
+        raise ZsgmError(f"{source}: no 'xlsa17_index' tensor; extract {raw.spec.name} with --force")
+    row = {int(i): r for r, i in enumerate(index.tolist())}
+    keep = torch.tensor([r.index in row for r in raw.records], dtype=torch.bool)
+    feats = torch.zeros(len(raw.records), src.features.shape[1], dtype=src.features.dtype)
+    pos = torch.nonzero(keep).ravel()
+    feats[pos] = src.features[torch.tensor([row[raw.records[i].index] for i in pos.tolist()], dtype=torch.long)]
+    meta = {k: v for k, v in src.meta.items() if k not in _DERIVED_META}
+    meta.update({"dataset": raw.spec.name, "layout_notes": "; ".join(raw.notes), "provenance_key": key,
+                 "features_from": str(source), "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+    fs = assemble.build(raw, feats, keep, meta, DTYPES[req.dtype])
+    fs.save(out)
+    log.info("%s: features of %s reused (same images, backbone, weights and transform; only the class "
+             "semantics differ): no image decoded", out, source)
     return out
 
 
