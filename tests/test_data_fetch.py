@@ -225,6 +225,9 @@ def test_verified_sums_and_md5_are_checked(tmp_path):
     g.write_bytes(b"not the Oxford archive")
     with pytest.raises(ZsgmError, match="md5 .*torchvision"):
         fetch.verify(fetch.FLO_TGZ, g, state, {})
+    g.write_bytes(b"not the Oxford archive")  # the advice works: a --sha256 pin wins over the md5
+    pin = hashlib.sha256(b"not the Oxford archive").hexdigest()
+    assert fetch.verify(fetch.FLO_TGZ, g, state, {"102flowers.tgz": pin}) == pin
 
 
 def test_the_table_sums_match_the_staged_oxford_files(shared_root, tmp_path):
