@@ -79,13 +79,14 @@ def test_where_filter_and_bad_specs():
 def test_models_study_runs_the_fgans_with_the_studys_formulation():
     plan = load_experiment("models_study", seeds=1)
     hp = {c.params["model"]: c.params["hp"] for c in plan.gzsl_cells}
-    assert all(hp[m] == {"formulation": "study"} for m in hp if m.startswith("fgan_")) and len(
-        [m for m in hp if m.startswith("fgan_")]) == 6
+    fgans = [m for m in hp if m.startswith("fgan_")]
+    assert len(fgans) == 6 and all(hp[m]["formulation"] == "study" and hp[m]["critic_iters"] == 5
+                                   and hp[m]["lr"] == 1e-4 for m in fgans)
     assert hp["nsgan"] == {} and hp["cramer"] == {}
     assert all(c.params["selection"] == "oracle" for c in plan.gzsl_cells)
     # The command line still wins over model_hp; the study plan's cells differ from models' cells.
     pinned = load_experiment("models_study", seeds=1, sets={"hp": {"formulation": "paper"}, "model": "fgan_pearson"})
-    assert [c.params["hp"] for c in pinned.gzsl_cells] == [{"formulation": "paper"}]
+    assert [c.params["hp"]["formulation"] for c in pinned.gzsl_cells] == ["paper"]
     ids = {c.id for c in load_experiment("models", seeds=1).gzsl_cells}
     assert not ids & {c.id for c in plan.gzsl_cells}
 
