@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 from pathlib import Path
 from typing import Iterable
@@ -35,10 +36,49 @@ def default_runs_dir() -> Path:
     return results_dir().parent / "runs"
 
 
+# The headline metrics: a record whose metric is not a finite number is not a result.
+METRICS = ("U", "S", "H", "zsl")
+
+
+class NonFiniteMetric(RuntimeError):
+    """A run produced NaN or inf for a headline metric: an internal failure (exit 1), never a result."""
+
+
+def finite_record(record: dict) -> dict:
+    """``record`` made safe for strict JSON: a NaN/inf headline metric (U, S, H, zsl) raises
+    :class:`NonFiniteMetric`; any other non-finite number becomes ``null``, with the reason under
+    ``nulls`` ({"val.eval_zsl": "nan"}). Returns a new dict."""
+    bad = [k for k in METRICS if isinstance(record.get(k), float) and not math.isfinite(record[k])]
+    if bad:
+        raise NonFiniteMetric(f"run {record.get('id', '?')}: {', '.join(f'{k}={record[k]}' for k in bad)} is not a "
+                              f"number; nothing was recorded (re-run with --debug and report the traceback)")
+    nulls: dict[str, str] = {}
+
+    def clean(value, where: str):
+        if isinstance(value, float) and not math.isfinite(value):
+            nulls[where] = str(value)
+            return None
+        if isinstance(value, dict):
+            return {k: clean(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [clean(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    out = clean(record, "")
+    if nulls:
+        out["nulls"] = {**(record.get("nulls") or {}), **nulls}
+    return out
+
+
+def record_line(record: dict) -> str:
+    """One strict-JSON line (no bare NaN/Infinity, which strict parsers reject)."""
+    return json.dumps(finite_record(record), sort_keys=True, default=str, allow_nan=False)
+
+
 def append_record(record: dict, store: str | Path | None = None) -> Path:
     store = Path(store or default_store())
     store.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(record, sort_keys=True, default=str) + "\n"
+    line = record_line(record) + "\n"
     with FileLock(str(store) + ".lock"):
         _drop_torn_tail(store)
         with open(store, "a", encoding="utf-8") as fh:
@@ -88,6 +128,9 @@ def read_records(store: str | Path | None = None) -> list[dict]:
             except json.JSONDecodeError as exc:
                 if fh.read(1):  # not the last line: the store itself is damaged
                     raise ZsgmError(f"{store}: line {n} is not valid JSON ({exc}); fix or remove that line") from exc
+                logging.getLogger("zsgm.records").warning(
+                    "%s: skipping its last line %d (%d bytes, not valid JSON): a writer was killed mid-line; "
+                    "the next record appended drops it", store, n, len(line))
     return out
 
 

@@ -101,6 +101,12 @@ class FeatureSet:
             raise ZsgmError(f"{source}: labels must be [N]={n}, got {tuple(self.labels.shape)}")
         if self.attributes.ndim != 2:
             raise ZsgmError(f"{source}: attributes must be [C, A], got {tuple(self.attributes.shape)}")
+        if self.attributes.shape[1] < 1 or self.attributes.shape[0] < 1:
+            raise ZsgmError(f"{source}: attributes has shape {tuple(self.attributes.shape)}; every class needs a "
+                            f"row of at least 1 attribute (class semantics) to be synthesised from")
+        if self.features.shape[1] < 1:
+            raise ZsgmError(f"{source}: features has shape {tuple(self.features.shape)}; they must be at least "
+                            f"1 wide")
         if n and (int(self.labels.min()) < 0 or int(self.labels.max()) >= self.n_classes):
             raise ZsgmError(f"{source}: labels must lie in 0..{self.n_classes - 1} (one per attribute row), "
                             f"got {int(self.labels.min())}..{int(self.labels.max())}")
@@ -114,6 +120,24 @@ class FeatureSet:
             raise ZsgmError(f"{source}: {len(self.class_names)} class_names for {self.n_classes} attribute rows")
         if self.image_files and len(self.image_files) != n:
             raise ZsgmError(f"{source}: {len(self.image_files)} image_files for {n} features")
+
+    def check_gzsl(self, source: str = "FeatureSet") -> None:
+        """What a GZSL run needs beyond a valid file: training images, seen and unseen classes, and
+        test images of both (else U, S or H would be the mean of nothing: NaN)."""
+        needs = []
+        if not len(self.trainval_loc):
+            needs.append("trainval_loc is empty (no training images)")
+        if len(self.trainval_loc) and not len(self.unseen_classes):
+            needs.append(f"all {self.n_classes} classes are seen (attributes has no row without trainval images), "
+                         f"so there is no unseen class to synthesise")
+        if not len(self.test_unseen_loc):
+            needs.append("test_unseen_loc is empty (no unseen test images: U and H are undefined)")
+        if not len(self.test_seen_loc):
+            needs.append("test_seen_loc is empty (no seen test images: S and H are undefined)")
+        if needs:
+            raise ZsgmError(f"{source}: not a GZSL problem: {'; '.join(needs)}. A FeatureSet needs seen classes "
+                            f"with trainval and test images and unseen classes with test images; extract classes "
+                            f"of both splits (e.g. `zsgm extract ... --classes` with seen and unseen ones)")
 
     # ------------------------------------------------------------ file format
     def tensors(self) -> dict[str, torch.Tensor]:
@@ -138,6 +162,9 @@ class FeatureSet:
     def load(cls, path: str | Path, mmap_features: bool = True) -> "FeatureSet":
         """Read a FeatureSet; the features stay memory-mapped (copy-on-write) unless asked otherwise."""
         path = Path(path)
+        if path.is_dir():
+            raise ZsgmError(f"FeatureSet {path} is a directory, not a file; pass the .safetensors file inside "
+                            f"it (or the path `zsgm extract` printed)")
         if not path.is_file():
             raise ZsgmError(f"FeatureSet {path} does not exist; build it with `zsgm extract` "
                             f"or pass an existing file to --features")
@@ -149,25 +176,57 @@ class FeatureSet:
             header, tensors = _read_safetensors(path, mmap_features)
         except ZsgmError:
             raise
+        except OSError as exc:  # permission denied, an I/O error: the file itself may be fine
+            raise ZsgmError(f"FeatureSet {path} cannot be read: {exc.strerror or exc}; check the file's "
+                            f"permissions (ls -l) and the disk") from exc
         except Exception as exc:
-            raise ZsgmError(f"FeatureSet {path} is not a readable safetensors file ({exc}); "
+            reason = str(exc) or type(exc).__name__
+            raise ZsgmError(f"FeatureSet {path} is not a readable safetensors file ({reason}); "
                             f"delete it and extract again") from exc
-        meta = dict(header.get("__metadata__", {}) or {})
+        meta = header.get("__metadata__", {}) or {}
+        if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+            raise ZsgmError(f"FeatureSet {path}: the header's __metadata__ must map names to strings; "
+                            f"extract it again")
+        meta = dict(meta)
         missing = [k for k in REQUIRED if k not in tensors]
         if missing:
             raise ZsgmError(f"FeatureSet {path} lacks tensor(s) {missing}; it was not written by zsgm "
                             f"or is from an incompatible version: extract it again")
-        lists = {k: json.loads(meta.pop(k, "[]")) for k in LIST_META}
+        lists = {k: _json_list(meta.pop(k, "[]"), k, path) for k in LIST_META}
         fs = cls(**{k: tensors.pop(k) for k in REQUIRED}, extra=tensors, meta=meta, **lists)
         fs.validate(str(path))
         return fs
 
 
+def _json_list(text: str, field: str, path: Path) -> list[str]:
+    """A metadata field that holds a JSON list of strings (``class_names``, ``image_files``)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ZsgmError(f"FeatureSet {path}: metadata field '{field}' is not valid JSON ({exc}; starts "
+                        f"{text[:40]!r}); it must be a JSON list of strings: fix the metadata or extract "
+                        f"again") from exc
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ZsgmError(f"FeatureSet {path}: metadata field '{field}' must be a JSON list of strings, got "
+                        f"{type(value).__name__} {text[:40]!r}; fix the metadata or extract again")
+    return value
+
+
 def _read_safetensors(path: Path, use_mmap: bool) -> tuple[dict, dict[str, torch.Tensor]]:
     """Parse the safetensors header and map tensors straight onto the file."""
+    size = path.stat().st_size
     with open(path, "rb") as fh:
-        (hlen,) = struct.unpack("<Q", fh.read(8))
+        head = fh.read(8)
+        if len(head) < 8:
+            raise ZsgmError(f"FeatureSet {path} is {size} bytes, too short for a safetensors header; "
+                            f"delete it and extract again")
+        (hlen,) = struct.unpack("<Q", head)
+        if hlen > size - 8:
+            raise ZsgmError(f"FeatureSet {path}: its header claims {hlen} bytes but the file has {size}; "
+                            f"it is truncated or not a safetensors file: delete it and extract again")
         header = json.loads(fh.read(hlen))
+        if not isinstance(header, dict):
+            raise ZsgmError(f"FeatureSet {path}: the safetensors header is not a JSON object; extract it again")
         base = 8 + hlen
         if use_mmap:
             buf = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_COPY)

@@ -24,8 +24,6 @@ VERBS = {
     "backbones": "pipelines.verbs.backbones",
     "weights": "pipelines.verbs.weights",
     "data": "pipelines.verbs.data",
-    "weights": "pipelines.verbs.weights",
-    "data": "pipelines.verbs.data",
     "results": "pipelines.verbs.results",
     "rerun": "pipelines.verbs.rerun",
     "export": "pipelines.verbs.export",
@@ -81,19 +79,118 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args._run(args) or 0)
     except ZsgmError as exc:
-        if debug:
-            raise
-        print(f"zsgm {args.verb}: error: {exc}", file=sys.stderr)
-        return 2
+        return _fail(args.verb, f"error: {exc}", 2, debug)
     except KeyboardInterrupt:
         print(f"zsgm {args.verb}: interrupted; re-run the same command to resume", file=sys.stderr)
         return 130
-    except Exception as exc:  # an internal failure: say so, keep the traceback behind --debug
-        if debug:
-            raise
-        print(f"zsgm {args.verb}: internal error: {type(exc).__name__}: {exc} (re-run with --debug for the "
-              f"traceback)", file=sys.stderr)
-        return 1
+    except Exception as exc:  # noqa: BLE001  (every failure ends in one message and an exit code)
+        failed = os_failure(exc)
+        if failed is not None:  # disk full, permission denied, a directory where a file belongs ...
+            code, text = failed
+            return _fail(args.verb, f"error: {text}" if code == 2 else f"internal error: {text}", code, debug)
+        hint = "" if debug else " (re-run with --debug for the traceback)"
+        return _fail(args.verb, f"internal error: {type(exc).__name__}: {exc}{hint}", 1, debug)
+
+
+def _fail(verb: str, text: str, code: int, debug: bool) -> int:
+    """One message on stderr and the exit code; with ``--debug`` the traceback first (same code)."""
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    print(f"zsgm {verb}: {text}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------- OS errors
+# errno -> what the user can do about it (exit 2); other OS errors are internal failures (exit 1).
+_FIXABLE = {
+    "ENOSPC": "free some space (or point ZSGM_RESULTS / --out elsewhere), then re-run the same command "
+              "(finished work is kept)",
+    "EDQUOT": "free some space, then re-run the same command",
+    "EFBIG": "the file grew past the size limit (ulimit -f or the file system's): raise it or write elsewhere",
+    "EACCES": "check the permissions of that path (ls -l), or write elsewhere",
+    "EPERM": "check the permissions of that path, or write elsewhere",
+    "EROFS": "write elsewhere",
+    "EISDIR": "a directory is where a file belongs: move it away or give another path",
+    "ENOTDIR": "part of that path is a file where a directory belongs: move it away or give another path",
+    "ENOENT": "check the path",
+    "ENAMETOOLONG": "use a shorter path",
+    "ENOTEMPTY": "move the directory away or give another path",
+    "EEXIST": "move it away or give another path",
+    "EMFILE": "raise the limit (ulimit -n) or use fewer --workers",
+}
+# Names under which a writer keeps the file it writes (for OS errors that do not name it).
+_PATH_LOCALS = ("path", "tmp", "store", "out", "dest", "target", "filename", "file")
+# Functions whose failure is a failed write of their ``path`` even without an errno (torch.save's writer
+# raises a bare RuntimeError when the disk fills up).
+_WRITERS = ("atomic_path", "atomic_torch_save", "atomic_write_text", "atomic_write_json", "append_record", "save")
+
+
+def os_failure(exc: BaseException) -> tuple[int, str] | None:
+    """(exit code, message) for an operating-system failure, naming the path and the cause; None
+    for other exceptions."""
+    import errno as errno_mod
+    import os
+    import re
+
+    num, reason, path = None, None, None
+    if isinstance(exc, OSError) and exc.errno is not None:
+        num, reason = exc.errno, exc.strerror or str(exc)
+        path = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    else:
+        m = re.search(r"Os \{ code: (\d+)", str(exc))  # safetensors (Rust) I/O errors carry the errno in text
+        if m:
+            num = int(m.group(1))
+            reason = os.strerror(num)
+    frame_path, writer = _path_in_traceback(exc)
+    path = path or frame_path
+    if num is None:
+        if not writer or not frame_path:
+            return None
+        free = _free_space(frame_path)
+        return 2, (f"could not write {frame_path} ({type(exc).__name__}: {exc}){free}; if the disk is full or a "
+                   f"file-size limit (ulimit -f) was hit, free space or write elsewhere, then re-run the same "
+                   f"command")
+    name = errno_mod.errorcode.get(num, "")
+    where = f"{path}: " if path else ""
+    advice = _FIXABLE.get(name)
+    if advice is None:
+        return 1, f"{where}{reason} ({name or num})"
+    return 2, f"{where}{reason}; {advice}"
+
+
+def _path_in_traceback(exc: BaseException) -> tuple[str | None, bool]:
+    """The file being written where ``exc`` was raised (innermost frame that holds one), and whether
+    that frame is one of the known writers."""
+    from pathlib import Path
+
+    tb, frames = exc.__traceback__, []
+    while tb is not None:
+        frames.append(tb.tb_frame)
+        tb = tb.tb_next
+    for frame in reversed(frames):
+        for name in _PATH_LOCALS:
+            value = frame.f_locals.get(name)
+            if isinstance(value, (str, Path)) and str(value):
+                return str(value), frame.f_code.co_name in _WRITERS
+            if hasattr(value, "name") and hasattr(value, "write") and isinstance(getattr(value, "name"), str):
+                return value.name, frame.f_code.co_name in _WRITERS
+    return None, False
+
+
+def _free_space(path: str) -> str:
+    import shutil
+    from pathlib import Path
+
+    p = Path(path).parent
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        free = shutil.disk_usage(p).free
+    except OSError:
+        return ""
+    return f"; {free / 2**30:.1f} GiB free there"
 
 
 if __name__ == "__main__":

@@ -44,20 +44,22 @@ class RunConfig:
     NON_IDENTITY = ("data_root", "device")
 
     @classmethod
-    def from_dict(cls, d: dict, source: str = "config") -> "RunConfig":
+    def from_dict(cls, d: dict, source: str = "config", flags: dict | None = None) -> "RunConfig":
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names)
         if unknown:
             raise ZsgmError(f"{source}: unknown key(s) {unknown}; known keys: {', '.join(sorted(names))}")
         cfg = cls(**d)
-        cfg.check(source)
+        cfg.check(source, flags)
         return cfg
 
-    def check(self, source: str = "config") -> None:
-        if self.selection not in SELECTIONS:
-            raise ZsgmError(f"{source}: selection '{self.selection}' unknown; use one of {', '.join(SELECTIONS)}")
-        if self.epochs is not None and int(self.epochs) < 1:
-            raise ZsgmError(f"{source}: epochs must be >= 1, got {self.epochs}")
+    def check(self, source: str = "config", flags: dict | None = None) -> None:
+        """Every field, hyper-parameter and classifier option against its declaration
+        (``pipelines/params.py``), before any data are read; ``flags`` maps fields to the
+        command-line flags that set them, for the messages."""
+        from pipelines.params import check_run
+
+        check_run(self, source, flags)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -98,9 +100,27 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
+def layered_model_defaults(model: str) -> list[tuple[Path, dict]]:
+    """``[(file, its hp: block)]``: the shared defaults, then the family's own YAML (if any)."""
+    layers = []
+    for path in (CONFIG_DIR / "models" / "_shared.yaml", CONFIG_DIR / "models" / f"{model}.yaml"):
+        if path.is_file():
+            hp = load_yaml(path).get("hp") or {}
+            if not isinstance(hp, dict):
+                raise ZsgmError(f"{path}: 'hp' must be a mapping of KEY: VALUE")
+            layers.append((path, hp))
+    return layers
+
+
 def model_defaults(model: str) -> dict:
     """Shared hyper-parameters overlaid with the family's own YAML ``hp:`` block."""
-    shared = load_yaml(CONFIG_DIR / "models" / "_shared.yaml").get("hp", {})
-    own_path = CONFIG_DIR / "models" / f"{model}.yaml"
-    own = load_yaml(own_path).get("hp", {}) if own_path.is_file() else {}
-    return {**shared, **own}
+    out: dict = {}
+    for _, hp in layered_model_defaults(model):
+        out.update(hp)
+    return out
+
+
+def dataset_overrides(data: str | None) -> dict:
+    """``configs/datasets/<data>.yaml`` (``hp:``, ``clf_hp:``), or {} where there is none."""
+    path = CONFIG_DIR / "datasets" / f"{data}.yaml"
+    return load_yaml(path) if data and path.is_file() else {}

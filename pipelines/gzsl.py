@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from evaluate.classifiers import CLASSIFIERS, build as build_classifier
 from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate, per_class_accuracy
-from evaluate.records import append_record, default_runs_dir
+from evaluate.records import append_record, default_runs_dir, finite_record
 from evaluate.selection import validation_split
 from extract.common import (PROJECT_ROOT, ZsgmError, atomic_path, atomic_write_json, pick_device,
                             seed_everything, stable_hash, versions)
@@ -227,6 +227,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     get_model(cfg.model)  # unknown names fail before any work
     CLASSIFIERS.get_entry(cfg.classifier)  # likewise for the classifier
     fs = load_featureset(cfg)
+    fs.check_gzsl(str(cfg.features or cfg.data))  # no test images of a split: an error, never a NaN
     hp = resolve_hp(cfg)
     device = pick_device(cfg.device)
     selection = cfg.selection
@@ -283,7 +284,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
             break
         log.warning("run collapsed (validation U %.2f%%) with seed %d; re-seeding", val.get("U", 0.0), seed)
     final = attempts[-1]
-    record = _record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, hp)
+    record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, hp))
     _save_run(run_dir, record, final, fs)
     append_record(record, store)
     return record

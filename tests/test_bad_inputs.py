@@ -282,7 +282,7 @@ NAME_ROWS = [
      ["unknown backbone", "'resnet10'", "did you mean 'resnet10t'", "closest known"]),
     ("unknown hyper-parameter", ["gzsl", "--set", "hiden=64"], ["unknown hyper-parameter", "hiden", "hidden"]),
     ("--set without =", ["gzsl", "--set", "hidden"], ["--set", "KEY=VALUE"]),
-    ("epochs < 1", ["gzsl", "--epochs", "0"], ["epochs must be >= 1", "0"]),
+    ("epochs < 1", ["gzsl", "--epochs", "0"], ["--epochs must be an integer >= 1", "got 0"]),
     ("unknown experiment", ["tables", "--exp", "dem", "--dry-run"], ["dem", "did you mean 'demo'"]),
 ]
 

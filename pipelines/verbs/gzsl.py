@@ -39,6 +39,7 @@ def add_arguments(p) -> None:
 
 def config_from_args(args) -> RunConfig:
     from pipelines.grid import parse_sets
+    from pipelines.params import CLI_FLAGS
 
     return RunConfig.from_dict({
         "data": args.data, "features": args.features, "backbone": args.backbone, "model": args.model,
@@ -46,7 +47,7 @@ def config_from_args(args) -> RunConfig:
         "noise": not args.no_noise, "calibrate": not args.no_calibration, "normalise": args.normalise,
         "hp": parse_sets(args.set, "--set"), "clf_hp": parse_sets(args.clf_set, "--clf-set"),
         "eval_every": args.eval_every, "data_root": args.data_root, "device": args.device,
-    }, "command line")
+    }, "command line", flags=CLI_FLAGS)
 
 
 def run(args) -> int:

@@ -1,0 +1,341 @@
+"""Parameter declarations: the one place that says each option's type and range.
+
+Everything a run is configured with is checked here, before a file is read or a model
+built: the run's own fields (``--epochs``, ``--seed``, ``--eval-every``, ``--device`` ...),
+every generative hyper-parameter (``--set``, and each YAML layer it overrides) and every
+final-classifier option (``--clf-set``), and ``zsgm extract``'s numeric options.
+
+* Generative hyper-parameters are the keys of ``configs/models/_shared.yaml``, the family's
+  ``configs/models/<model>.yaml`` and the dataset's ``configs/datasets/<data>.yaml``. Their
+  types and ranges are declared in :data:`HP`; a key not declared there is checked against
+  the type of its YAML default (so a new key is typed from the day it is added; declare it
+  here to give it a range).
+* Classifier options are the keyword arguments of the classifier classes' ``__init__``
+  (read by introspection, so an option added there is known at once); :data:`CLF` declares
+  ranges by option name, the default's type serves otherwise.
+
+A message names the flag (or the YAML file and key), the value and what is allowed; every
+failure is a :class:`~extract.common.ZsgmError` (exit 2).
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+from extract.common import ZsgmError
+from extract.featureset import NORMALISATIONS
+from pipelines.config import SELECTIONS
+
+SEED_MAX = 2**32 - 1  # NumPy's seed range (torch takes more); re-seeds add 1000 per attempt below 2**64
+
+
+@dataclass(frozen=True)
+class Param:
+    """One option: ``kind`` int | float | bool | str | choice | any; a closed range [lo, hi]
+    unless ``lo_open`` / ``hi_open``; ``nullable`` lets ``None`` (YAML null) through."""
+    kind: str
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+    nullable: bool = False
+    choices: tuple = ()
+
+    def allowed(self, null: bool = True) -> str:
+        """What is allowed, in words; ``null`` False leaves '(or null)' out (a flag cannot be null)."""
+        if self.kind == "choice":
+            text = "one of " + ", ".join(_show(c, quote=False) for c in self.choices)
+        elif self.kind in ("int", "float"):
+            text = "an integer" if self.kind == "int" else "a finite number"
+            bounds = []
+            if self.lo is not None:
+                bounds.append(f"{'>' if self.lo_open else '>='} {_num(self.lo)}")
+            if self.hi is not None:
+                bounds.append(f"{'<' if self.hi_open else '<='} {_num(self.hi)}")
+            if bounds:
+                text += " " + " and ".join(bounds)
+        elif self.kind == "bool":
+            text = "true or false"
+        elif self.kind == "str":
+            text = "a string"
+        else:
+            text = "any value"
+        return text + (" (or null)" if null and self.nullable and self.kind != "any" else "")
+
+    def ok(self, value: Any) -> bool:
+        if value is None:
+            return self.nullable or self.kind == "any"
+        if self.kind == "any":
+            return True
+        if self.kind == "bool":
+            return isinstance(value, bool)
+        if self.kind == "str":
+            return isinstance(value, str)
+        if self.kind == "choice":
+            return _norm_choice(value) in {_norm_choice(c) for c in self.choices}
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return False
+        if isinstance(value, float) and not math.isfinite(value):
+            return False
+        if self.kind == "int" and not (isinstance(value, int) or float(value).is_integer()):
+            return False
+        if self.lo is not None and (value <= self.lo if self.lo_open else value < self.lo):
+            return False
+        if self.hi is not None and (value >= self.hi if self.hi_open else value > self.hi):
+            return False
+        return True
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
+
+
+def _norm_choice(v: Any) -> str:
+    return str(v).lower()
+
+
+# Shorthands for the tables below.
+def Int(lo=None, hi=None, **kw) -> Param:  # noqa: N802
+    return Param("int", lo, hi, **kw)
+
+
+def Float(lo=None, hi=None, **kw) -> Param:  # noqa: N802
+    return Param("float", lo, hi, **kw)
+
+
+def Choice(*choices, **kw) -> Param:  # noqa: N802
+    return Param("choice", choices=tuple(choices), **kw)
+
+
+BOOL = Param("bool")
+POSITIVE = Float(0, lo_open=True)
+NONNEG = Float(0)
+FRACTION = Float(0, 1)
+SWITCH = Choice("auto", "on", "off", True, False)   # YAML may hand over a bool for on/off
+
+# ---------------------------------------------------------------- generative hyper-parameters
+HP: dict[str, Param] = {
+    # budget and batching
+    "epochs": Int(1), "batch_size": Int(1), "steps_per_epoch": Int(1, nullable=True),
+    "eval_every": Int(1), "patience": Int(0), "checkpoint_seconds": NONNEG,
+    # networks
+    "hidden": Int(1), "latent_dim": Int(1, nullable=True), "slope": NONNEG, "critic_dim": Int(1),
+    # optimisation
+    "lr": POSITIVE, "lr_critic": POSITIVE, "beta1": Float(0, 1, hi_open=True), "beta2": Float(0, 1, hi_open=True),
+    "critic_iters": Int(1), "gp_weight": NONNEG, "cls_weight": NONNEG, "cls_pretrain_epochs": Int(1),
+    "weight_reg": Float(0, nullable=True),
+    # attribute noise and synthesis
+    "noise_train": NONNEG, "noise_relative": BOOL, "noise_seen": NONNEG, "noise_unseen": NONNEG,
+    "noise_fraction": FRACTION, "n_synth": Int(1), "collapse_threshold": Float(0, 100),
+    # speed options
+    "amp": Choice("off", "bf16", False, True), "compile": BOOL, "cuda_graphs": SWITCH,
+    # family-specific
+    "formulation": Choice("paper", "study", nullable=True),
+    "ae_momentum": Float(0, 1, lo_open=True), "kl_weight": NONNEG, "bir_sigma": POSITIVE, "mmd_weight": NONNEG,
+    "began_gamma": POSITIVE, "began_lambda_k": NONNEG, "began_k0": FRACTION, "began_code_dim": Int(1),
+    "fisher_rho": NONNEG, "info_categories": Int(1), "info_continuous": Int(0), "info_weight": NONNEG,
+    "info_continuous_weight": NONNEG, "ridge_lambda": POSITIVE, "ridge_spread": NONNEG,
+}
+
+# ---------------------------------------------------------------- final-classifier options (by name)
+CLF: dict[str, Param] = {
+    "epochs": Int(1), "lr": POSITIVE, "weight_decay": NONNEG, "hidden": Int(1), "scale": POSITIVE,
+    "batch_size": Int(1), "lr_step": Int(1), "seen_scale": POSITIVE, "min_steps": Int(0), "k": Int(1),
+    "chunk": Int(1), "cuda_graphs": SWITCH,
+}
+
+# ---------------------------------------------------------------- the run's own fields
+RUN: dict[str, Param] = {
+    "seed": Int(0, SEED_MAX), "epochs": Int(1, nullable=True), "eval_every": Int(1, nullable=True),
+    "max_reseeds": Int(0, 100), "noise": BOOL, "calibrate": BOOL,
+    "selection": Choice(*SELECTIONS), "normalise": Choice(*NORMALISATIONS),
+}
+
+# ---------------------------------------------------------------- zsgm extract
+EXTRACT: dict[str, Param] = {
+    "batch_size": Int(1), "shard_size": Int(1), "workers": Int(-1), "img_size": Int(8, 8192, nullable=True),
+    "epochs": Int(1), "train_batch_size": Int(1), "lr": POSITIVE, "weight_decay": NONNEG, "seed": Int(0, SEED_MAX),
+}
+
+# The command-line flag of each RunConfig field (messages name what the user typed).
+CLI_FLAGS = {"seed": "--seed", "epochs": "--epochs", "eval_every": "--eval-every", "device": "--device",
+             "selection": "--selection", "normalise": "--normalise", "hp": "--set", "clf_hp": "--clf-set",
+             "noise": "--no-noise", "calibrate": "--no-calibration", "max_reseeds": "max_reseeds"}
+
+
+def inferred(default: Any) -> Param:
+    """The type a default value implies, for options not declared above."""
+    if isinstance(default, bool):
+        return BOOL
+    if isinstance(default, int):
+        return Int()
+    if isinstance(default, float):
+        return Float()
+    if isinstance(default, str):
+        return Param("str")
+    return Param("any")
+
+
+def _show(value: Any, quote: bool = True) -> str:
+    if isinstance(value, str):
+        return repr(value) if quote else value
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def check_value(param: Param, value: Any, name: str, where: str) -> None:
+    """Raise ZsgmError unless ``value`` fits ``param``. ``where`` is a flag (``--epochs``: "--epochs
+    must be ..."), a flag and its item (``--set hidden=abc``: "--set hidden=abc: hidden must be ...") or
+    a file ("demo.yaml: hp.hidden must be ...")."""
+    if param.ok(value):
+        return
+    flag = where.startswith("--")
+    lead = where if flag and " " not in where else f"{where}: {name}"
+    raise ZsgmError(f"{lead} must be {param.allowed(null=not flag)}, got {_show(value)}")
+
+
+def _setting(flag: str | None, key: str, value: Any, source: str) -> str:
+    """How to point at one setting: ``--set hidden=abc`` / ``--epochs`` on the command line, else the
+    source (a file, 'command line', a grid cell)."""
+    if flag in ("--set", "--clf-set"):
+        return f"{flag} {key}={_show(value, quote=False)}"
+    if flag and flag.startswith("--") and flag not in ("--no-noise", "--no-calibration"):
+        return flag
+    return source
+
+
+# ---------------------------------------------------------------- checks
+def check_device(name: str | None, where: str = "--device") -> None:
+    """``auto``, ``cpu``, ``cuda``, ``cuda:N`` (a device torch sees) or ``mps``."""
+    if name in (None, "", "auto"):
+        return
+    import torch
+
+    hint = "use auto, cpu, cuda or cuda:N"
+    if not isinstance(name, str):
+        raise ZsgmError(f"{where} {_show(name)}: not a device name; {hint}")
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ZsgmError(f"{where} {name}: not a device; {hint}") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ZsgmError(f"{where} {name}: torch sees no CUDA device here; use --device cpu (or auto)")
+        n = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= n:
+            raise ZsgmError(f"{where} {name}: torch sees {n} CUDA device(s), cuda:0..cuda:{n - 1}")
+    elif dev.type == "mps":
+        if not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+            raise ZsgmError(f"{where} {name}: no MPS device here; {hint}")
+    elif dev.type != "cpu":
+        raise ZsgmError(f"{where} {name!r}: device type '{dev.type}' is not supported; {hint}")
+
+
+def hp_param(key: str, default: Any = None) -> Param:
+    return HP.get(key) or inferred(default)
+
+
+def check_hp_layer(values: dict, defaults: dict, source: str, flag: str | None = None, model: str = "") -> None:
+    """One layer of hyper-parameters: known keys (those of ``defaults``), each of its type and range."""
+    if not isinstance(values, dict):
+        raise ZsgmError(f"{source}: 'hp' must be a mapping of KEY: VALUE, got {_show(values)}")
+    unknown = sorted(k for k in values if k not in defaults)
+    if unknown:
+        what = f" for model '{model}'" if model else ""
+        raise ZsgmError(f"{flag or source}: unknown hyper-parameter(s) {unknown}{what}; known: "
+                        f"{', '.join(sorted(defaults))}")
+    for key, value in values.items():
+        check_value(hp_param(key, defaults.get(key)), value, key if flag else f"hp.{key}",
+                    _setting(flag, key, value, source))
+
+
+def classifier_options(name: str) -> dict[str, Param]:
+    """The options of classifier ``name``: its ``__init__`` keywords (but ``device``), typed by
+    :data:`CLF` or by their default values."""
+    from evaluate.classifiers import CLASSIFIERS
+
+    cls = CLASSIFIERS.get_entry(name).cls
+    out: dict[str, Param] = {}
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name in ("self", "device") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        default = None if p.default is p.empty else p.default
+        out[p.name] = CLF.get(p.name) or inferred(default)
+    return out
+
+
+def check_clf_layer(classifier: str, values: dict, source: str, flag: str | None = None,
+                    prefix: str = "clf_hp.") -> None:
+    if not isinstance(values, dict):
+        raise ZsgmError(f"{source}: classifier options must be a mapping of KEY: VALUE, got {_show(values)}")
+    options = classifier_options(classifier)
+    unknown = sorted(k for k in values if k not in options)
+    if unknown:
+        raise ZsgmError(f"{flag or source}: unknown option(s) {unknown} for classifier '{classifier}'; known: "
+                        f"{', '.join(sorted(options))}")
+    for key, value in values.items():
+        check_value(options[key], value, key if flag else prefix + key, _setting(flag, key, value, source))
+
+
+def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
+    """Every field of a :class:`~pipelines.config.RunConfig` and every hyper-parameter and classifier
+    option it resolves to, each against its declaration. Reads only the YAML configs."""
+    from generate.registry import get as get_model
+    from evaluate.classifiers import CLASSIFIERS
+    from pipelines.config import CONFIG_DIR, dataset_overrides, layered_model_defaults
+
+    flags = flags or {}
+
+    def where(field: str, value: Any) -> str:
+        return _setting(flags.get(field), field, value, source)
+
+    for field, param in RUN.items():
+        value = getattr(cfg, field)
+        check_value(param, value, field, where(field, value))
+    check_device(cfg.device, flags.get("device") or f"{source}: device")
+    get_model(cfg.model)                    # unknown names fail here, with suggestions
+    CLASSIFIERS.get_entry(cfg.classifier)
+    # hyper-parameters: each YAML layer, then the run's overrides
+    layers = layered_model_defaults(cfg.model)
+    ds_path = CONFIG_DIR / "datasets" / f"{cfg.data}.yaml"
+    ds = dataset_overrides(cfg.data)
+    known: dict = {}
+    for path, values in layers:
+        known.update(values if isinstance(values, dict) else {})
+    for path, values in layers:
+        check_hp_layer(values, known, _rel(path), model=cfg.model)
+    check_hp_layer(ds.get("hp") or {}, known, _rel(ds_path), model=cfg.model)
+    check_hp_layer(cfg.hp, known, source, flags.get("hp"), cfg.model)
+    clf_ds = ds.get("clf_hp") or {}
+    if not isinstance(clf_ds, dict):
+        raise ZsgmError(f"{_rel(ds_path)}: 'clf_hp' must map classifier names to their options")
+    if cfg.classifier in clf_ds:
+        check_clf_layer(cfg.classifier, clf_ds[cfg.classifier] or {}, _rel(ds_path),
+                        prefix=f"clf_hp.{cfg.classifier}.")
+    check_clf_layer(cfg.classifier, cfg.clf_hp, source, flags.get("clf_hp"))
+
+
+def check_extract_args(args) -> None:
+    """``zsgm extract``'s numbers and device, before any image is listed or a model built."""
+    for dest, param in EXTRACT.items():
+        if hasattr(args, dest):
+            value = getattr(args, dest)
+            check_value(param, value, dest, "--" + dest.replace("_", "-"))
+    check_device(getattr(args, "device", None))
+
+
+def _rel(path: Path) -> str:
+    from extract.common import PROJECT_ROOT
+
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def describe(params: dict[str, Param], names: Iterable[str] | None = None) -> str:
+    """``key: allowed`` lines, for help texts and docs."""
+    return "\n".join(f"{k}: {params[k].allowed()}" for k in (names or sorted(params)))
+
