@@ -101,6 +101,12 @@ def run(records: Sequence[Record], model: torch.nn.Module, transform: Callable, 
         raise ZsgmError(f"--on-bad-image {cfg.on_bad_image}: use one of {', '.join(BAD_IMAGE_POLICIES)}")
     ranges = shard_ranges(len(records), cfg.shard_size)
     pending = _pending(work, ranges, cfg)
+    mine = sum(1 for s in range(len(ranges)) if s % cfg.world_size == cfg.rank)
+    if len(pending) < mine:  # say so: the run continues from the shards a previous run finished
+        done = mine - len(pending)
+        log.info("resuming the extraction in %s: %d of %d shards already done (%d images), %d to go", work, done,
+                 mine, sum(ranges[s][1] - ranges[s][0] for s in range(len(ranges))
+                           if s % cfg.world_size == cfg.rank and s not in pending), len(pending))
     t0 = time.perf_counter()
     computed = _compute(records, model, transform, work, ranges, pending, cfg, feature_fn) if pending else 0
     seconds = time.perf_counter() - t0
