@@ -21,7 +21,7 @@ ARGS     ?=
 
 opt = $(if $(2),$(1) $(2))
 
-.PHONY: setup test gzsl extract tables bench clean
+.PHONY: setup test gzsl extract tables bench quality clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -51,6 +51,9 @@ tables: $(ZSGM)
 
 bench: $(ZSGM)
 	$(ZSGM) bench $(ARGS)
+
+quality: $(ZSGM)
+	$(ZSGM) quality $(call opt,--seeds,$(SEEDS)) $(call opt,--jobs,$(JOBS)) $(ARGS)
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -62,12 +62,30 @@ def gzsl_evaluate(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_u
     return GZSLResult(u, s, harmonic(u, s), zsl)
 
 
+def gamma_grid(scores_seen: torch.Tensor, scores_unseen: torch.Tensor, seen_mask: torch.Tensor,
+               points: int = 49) -> torch.Tensor:
+    """Candidate calibrations from the scores themselves: 0 and the quantiles of the margin by
+    which the best seen class beats the best unseen class. Scores are log-probabilities, so a
+    margin means the same whatever the number of classes (a fixed grid over probabilities does
+    not carry from a 40-class validation problem to a 50-class test problem)."""
+    seen_mask = seen_mask.bool().to(scores_seen.device)
+    both = torch.cat([scores_seen, scores_unseen]).float()
+    best_seen = both.masked_fill(~seen_mask, float("-inf")).max(1).values
+    best_unseen = both.masked_fill(seen_mask, float("-inf")).max(1).values
+    margin = (best_seen - best_unseen)
+    margin = margin[torch.isfinite(margin)].cpu()
+    if margin.numel() == 0:
+        return torch.zeros(1)
+    return torch.cat([torch.zeros(1), torch.quantile(margin, torch.linspace(0.01, 0.99, points))])
+
+
 def best_gamma(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_unseen: torch.Tensor,
                labels_unseen: torch.Tensor, seen_mask: torch.Tensor, grid: torch.Tensor | None = None
                ) -> tuple[float, GZSLResult]:
-    """The calibration γ of ``grid`` with the best H (ties go to the γ closest to 0)."""
+    """The calibration γ of ``grid`` (default: ``gamma_grid`` of these scores) with the best H;
+    ties go to the γ closest to 0."""
     if grid is None:
-        grid = torch.linspace(0.0, 1.0, 21)  # Chao et al.: a penalty on seen classes only
+        grid = gamma_grid(scores_seen, scores_unseen, seen_mask)
     best = None
     for g in sorted(grid.tolist(), key=abs):
         res = gzsl_evaluate(scores_seen, labels_seen, scores_unseen, labels_unseen, seen_mask, g)

@@ -81,6 +81,7 @@ class Stat:
     failed: int = 0
     missing: str = ""
     collapsed: int = 0      # seeds still collapsed (unseen accuracy ~0) after the bounded re-seeding
+    saw_val: int = 0        # seeds whose selection ran on features trained on the validation classes (scratch)
 
     @property
     def n(self) -> int:
@@ -150,6 +151,7 @@ def build_table(spec: TableSpec, records: Iterable[dict], missing: Iterable[dict
             if ok and isinstance(v, (int, float)) and not math.isnan(v):
                 stat.values.append(float(v))
                 stat.collapsed += bool(r.get("collapsed"))
+                stat.saw_val += bool(r.get("selection_saw_val_classes"))
             elif not ok:
                 stat.failed += 1
     for r in missing:
@@ -202,6 +204,9 @@ def _caption(table: Table) -> str:
     if any(s.collapsed for s in table.cells.values()):
         parts.append(f"{COLLAPSED}k: k seeds stayed collapsed (validation unseen accuracy ≈ 0) after the bounded "
                      f"re-seeding; they are included in the mean")
+    if any(s.saw_val for s in table.cells.values()):
+        parts.append("Scratch backbones were trained on all trainval images, the validation classes "
+                     "included, so validation selection saw those classes (optimistic for scratch rows)")
     if spec.note:
         parts.append(spec.note)
     return ". ".join(p.rstrip(".") for p in parts if p) + "."

@@ -72,16 +72,31 @@ def load_featureset(cfg: RunConfig) -> FeatureSet:
     return load_benchmark(cfg.data, cfg.data_root)
 
 
-def dataset_config(cfg: RunConfig) -> dict:
-    """``configs/datasets/<data>.yaml``: budgets that suit a dataset (``hp:``, ``clf_hp:``)."""
-    path = CONFIG_DIR / "datasets" / f"{cfg.data}.yaml"
+def dataset_layer(cfg: RunConfig, fs: FeatureSet | None = None) -> str:
+    """The name of the ``configs/datasets/<name>.yaml`` layer a run gets: the demo's budget for
+    the bundled demo file only; any other FeatureSet gets the layer of its own dataset
+    (``fs.dataset``), whatever ``--data`` says or omits."""
+    if cfg.features:
+        path = Path(cfg.features)
+        if path.resolve().parent == DEMO_DIR.resolve():
+            return "demo"
+        return (fs or FeatureSet.load(path)).dataset
+    if cfg.data in (None, "", "demo"):
+        return "demo"
+    return cfg.data
+
+
+def dataset_config(layer: str) -> dict:
+    """``configs/datasets/<layer>.yaml``: budgets that suit a dataset (``hp:``, ``clf_hp:``)."""
+    path = CONFIG_DIR / "datasets" / f"{layer}.yaml"
     return load_yaml(path) if path.is_file() else {}
 
 
-def resolve_hp(cfg: RunConfig) -> dict:
+def resolve_hp(cfg: RunConfig, fs: FeatureSet | None = None) -> dict:
     """Shared defaults < the family's YAML < the dataset's YAML < the run's overrides."""
     hp = model_defaults(cfg.model)
-    ds = dataset_config(cfg)
+    layer = dataset_layer(cfg, fs)
+    ds = dataset_config(layer)
     hp.update(ds.get("hp", {}))
     unknown = sorted(set(cfg.hp) - set(hp))
     if unknown:
@@ -93,7 +108,16 @@ def resolve_hp(cfg: RunConfig) -> dict:
     hp["noise"] = bool(cfg.noise)
     # The dataset's classifier budgets are keyed by classifier name (their options differ).
     hp["clf"] = {**ds.get("clf_hp", {}).get(cfg.classifier, {}), **cfg.clf_hp}
+    hp["budget"] = layer if ds else f"{layer} (no dataset layer: shared defaults)"
     return hp
+
+
+def describe_budget(cfg: RunConfig, hp: dict) -> str:
+    clf = ", ".join(f"{k} {v}" for k, v in sorted(hp["clf"].items())) or "its defaults"
+    return (f"budget '{hp['budget']}': {hp['epochs']} epochs of batch {hp['batch_size']}"
+            f"{'' if hp.get('steps_per_epoch') is None else ' x ' + str(hp['steps_per_epoch']) + ' steps'}, "
+            f"hidden {hp['hidden']}, lr {hp['lr']}, {hp['n_synth']} synthetic features per class; "
+            f"{cfg.classifier} classifier: {clf}")
 
 
 # ---------------------------------------------------------------- one training + evaluation
@@ -228,7 +252,8 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     CLASSIFIERS.get_entry(cfg.classifier)  # likewise for the classifier
     fs = load_featureset(cfg)
     fs.check_gzsl(str(cfg.features or cfg.data))  # no test images of a split: an error, never a NaN
-    hp = resolve_hp(cfg)
+    hp = resolve_hp(cfg, fs)
+    log.info("%s", describe_budget(cfg, hp))
     device = pick_device(cfg.device)
     selection = cfg.selection
     split = validation_split(fs, cfg.seed) if selection == "validation" else None
@@ -245,6 +270,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         seed = cfg.seed + 1000 * attempt
         seed_everything(seed)
         val: dict = {}
+        val_history: list = []
         if selection == "validation":
             vprob = make_problem(fs, split.fit, split.train_classes, split.val_classes, split.val_seen,
                                  split.val_unseen, cfg.normalise, device)
@@ -259,7 +285,10 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
                                           False, progress, f"{cfg.model} final", evaluate=False)
             s = classify(engine, prob, cfg, hp)
             gamma, res = score(s, prob, gamma)
-            collapsed = val["U"] <= float(hp["collapse_threshold"])
+            # Either side of H vanishing is a collapse: no unseen class recognised (mode collapse),
+            # or every seen image pulled to the unseen classes (synthetic features that swamp them).
+            collapsed = min(val["U"], val["S"]) <= float(hp["collapse_threshold"])
+            val_history = val_engine.history
         else:
             prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
                                 cfg.normalise, device)
@@ -279,10 +308,11 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
                 gamma, res = score(s, prob, float(hp.get("gamma", 0.0)))
             # Without validation data, collapse is judged on the synthetic features alone.
             collapsed = engine.family.synthesizes and s.synth_std < 1e-4
-        attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine))
+        attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine, val_history))
         if not collapsed:
             break
-        log.warning("run collapsed (validation U %.2f%%) with seed %d; re-seeding", val.get("U", 0.0), seed)
+        log.warning("run collapsed (validation U %.2f%%, S %.2f%%) with seed %d; re-seeding", val.get("U", 0.0),
+                    val.get("S", 0.0), seed)
     final = attempts[-1]
     record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, hp))
     _save_run(run_dir, record, final, fs)
@@ -323,6 +353,12 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
     return {
         "id": cfg.run_id(), "dataset": fs.dataset if cfg.features else (cfg.data or fs.dataset),
         "backbone": fs.meta.get("backbone", "?"), "pretrained": fs.meta.get("pretrained", "?"),
+        "weights": fs.meta.get("weights_name") or fs.meta.get("pretrained", "?"),
+        "weights_note": fs.meta.get("weights_note", ""),
+        # A scratch backbone was trained on every trainval image, the validation classes too:
+        # selection then treats classes the features were trained on as unseen (optimistic).
+        "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch",
+        "budget": hp.get("budget"),
         "model": cfg.model, "classifier": cfg.classifier, "tricks": cfg.tricks, "seed": cfg.seed,
         "selection": selection, "U": round(r.U, 2), "S": round(r.S, 2), "H": round(r.H, 2),
         "zsl": round(r.zsl, 2), "epochs": final.epochs, "gamma": round(final.gamma, 4),

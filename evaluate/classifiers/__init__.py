@@ -1,7 +1,8 @@
 """Final GZSL classifiers over all classes, trained on real seen + synthetic unseen features.
 
-Each is registered by name and exposes ``fit(x, y, ...)`` and ``scores(x) -> [n, C]``
-(probabilities, so that one calibration grid serves them all).
+Each is registered by name and exposes ``fit(x, y, ...)`` and ``scores(x) -> [n, C]``:
+log-probabilities, so that calibrated stacking subtracts γ in logit space, where a margin
+means the same whatever the number of classes (validation and test problems differ in it).
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""k-nearest-neighbour final classifier in cosine similarity; scores are the vote shares."""
+"""k-nearest-neighbour final classifier in cosine similarity; scores are the log of the vote
+shares, smoothed by one vote spread over all classes (so that no score is -inf)."""
 from __future__ import annotations
 
 import torch
@@ -25,5 +26,5 @@ class KNNClassifier:
             top = sim.topk(k, dim=1).indices
             votes = torch.zeros(top.shape[0], self.n_classes, device=x.device)
             votes.scatter_add_(1, self.labels[top], torch.ones_like(top, dtype=votes.dtype))
-            out.append(votes / k)
+            out.append(torch.log((votes + 1.0 / self.n_classes) / (k + 1)))
         return torch.cat(out) if out else torch.empty(0, self.n_classes, device=x.device)

@@ -61,4 +61,4 @@ class PrototypeClassifier:
         if self.seen_mask is not None and self.seen_scale != 1.0:
             factor = torch.where(self.seen_mask.to(x.device).bool(), self.seen_scale, 1.0)
             logits = logits * factor
-        return torch.softmax(logits, dim=1)
+        return torch.log_softmax(logits, dim=1)

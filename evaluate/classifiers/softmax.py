@@ -26,4 +26,4 @@ class SoftmaxClassifier:
 
     @torch.no_grad()
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(x), dim=1)
+        return torch.log_softmax(self.net(x), dim=1)

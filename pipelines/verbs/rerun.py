@@ -71,7 +71,7 @@ def config_of(record: dict, data_root: str | None, device: str | None):
     stored = record.get("hp")
     if isinstance(stored, dict):
         now = resolve_hp(cfg)
-        derived = ("noise", "clf")  # set by resolve_hp from other config fields, not defaults
+        derived = ("noise", "clf", "budget")  # set by resolve_hp from other config fields, not defaults
         changed = {k: v for k, v in stored.items() if k in now and now[k] != v and k not in derived}
         gone = sorted(k for k in stored if k not in now and k not in derived)
         if gone:

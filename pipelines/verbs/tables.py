@@ -13,7 +13,7 @@ HELP = "run/resume an experiment grid (local processes or Ray) and render its co
 log = logging.getLogger("zsgm.tables")
 # What the eval_* entries of history.json (the run's last training) were measured on:
 EVAL_LABELS = {
-    "validation": "U / S / H per evaluation, as logged in history.json",
+    "validation": "validation U / S / H per evaluation (the selection run, val_history.json)",
     "oracle": "test U / S / H per evaluation (ORACLE: the best of these was reported)",
     "fixed": "U / S / H per evaluation, as logged in history.json",
 }
@@ -148,7 +148,11 @@ def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
         curve = plots.curve_from_run(runs / r["id"])
         if curve is not None:
             curves[label], points[label] = curve, (r["U"], r["S"])
-        hist = runs / r["id"] / "history.json"
+        # A validation run's selection evidence is its first training (losses and validation
+        # U / S / H per evaluation); the retraining on trainval scores nothing until the end.
+        hist = runs / r["id"] / "val_history.json"
+        if not hist.is_file():
+            hist = runs / r["id"] / "history.json"
         if hist.is_file():
             raw = "_".join(str(r.get(k)) for k in (*spec.rows, "dataset"))
             name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "-" for ch in raw)

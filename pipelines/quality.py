@@ -1,0 +1,237 @@
+"""The real-feature quality suite (``zsgm quality``, ``make quality``): the accuracy regression guard.
+
+The standard configurations of ``configs/quality.yaml`` × seeds on every real FeatureSet at
+hand (the bundled demo, the staged ``<data root>/features/*.safetensors``, any ``--features``),
+selected on validation with the oracle beside it, run as one grid through the grid runner
+(resumable: an interrupted suite picks up where it stopped the same day), then summarised as
+mean ± std per FeatureSet and configuration, with the targets checked, into
+``quality/results/<date>.md`` (and ``.json``).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from evaluate.records import read_records
+from extract.common import PROJECT_ROOT, ZsgmError, atomic_write_json, atomic_write_text, shared_data_root
+from pipelines.config import CONFIG_DIR, RunConfig, load_yaml
+from pipelines.grid import Cell, Plan
+
+log = logging.getLogger("zsgm.quality")
+SUITE = CONFIG_DIR / "quality.yaml"
+RESULTS = PROJECT_ROOT / "quality" / "results"
+BUDGETS = ("auto", "cpu", "seed")
+SELECTIONS = ("validation", "oracle")
+METRICS = ("U", "S", "H", "zsl")
+
+
+@dataclass
+class QualityRequest:
+    features: list[str] = field(default_factory=list)   # more FeatureSets besides the demo and the staged ones
+    seeds: int | None = None                             # None: the suite's
+    budget: str = "auto"                                 # auto: seed on CUDA, cpu otherwise
+    configurations: list[str] | None = None              # names from the suite; None: all
+    selections: tuple[str, ...] = SELECTIONS
+    staged: bool = True                                  # include <data root>/features/*.safetensors
+    demo: bool = True
+    device: str = "auto"
+    jobs: int = 1
+    store: str | None = None                             # default quality/results/<date>.jsonl
+    out: str | None = None                               # default quality/results/<date>.md
+
+
+def suite() -> dict:
+    return load_yaml(SUITE)
+
+
+def featuresets(req: QualityRequest) -> list[Path]:
+    """The demo, the staged real FeatureSets, then ``--features``; each once."""
+    from pipelines.gzsl import demo_path
+
+    paths: list[Path] = [demo_path()] if req.demo else []
+    root = shared_data_root()
+    if req.staged and root is not None:
+        paths += sorted((root / "features").glob("*.safetensors"))
+    for f in req.features:
+        p = Path(f)
+        if not p.is_file():
+            raise ZsgmError(f"--features {f}: no such file; pass an existing FeatureSet")
+        paths.append(p)
+    seen, out = set(), []
+    for p in paths:
+        if p.resolve() not in seen:
+            seen.add(p.resolve())
+            out.append(p)
+    if not out:
+        raise ZsgmError("no FeatureSet to measure: pass --features FILE (or keep the demo)")
+    return out
+
+
+def resolve_budget(name: str, device: str) -> str:
+    if name not in BUDGETS:
+        raise ZsgmError(f"--budget {name}: unknown; use one of {', '.join(BUDGETS)}")
+    if name != "auto":
+        return name
+    from extract.common import pick_device
+
+    return "seed" if pick_device(device).type == "cuda" else "cpu"
+
+
+def budget_overrides(spec: dict, budget: str, layer: str, classifier: str) -> tuple[dict, dict]:
+    """(hp, clf_hp) overrides of ``budget`` for a FeatureSet whose dataset layer is ``layer``."""
+    block = spec.get("budgets", {}).get(budget) or {}
+    entry = block.get(layer, block.get("*", {})) or {}
+    return dict(entry.get("hp", {})), dict(entry.get("clf_hp", {}).get(classifier, {}))
+
+
+def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
+    from pipelines.gzsl import dataset_layer
+
+    spec = suite()
+    budget = resolve_budget(req.budget, req.device)
+    configs = spec["configurations"]
+    if req.configurations:
+        names = [c["name"] for c in configs]
+        unknown = sorted(set(req.configurations) - set(names))
+        if unknown:
+            raise ZsgmError(f"--configurations: unknown {unknown}; the suite has {', '.join(names)}")
+        configs = [c for c in configs if c["name"] in req.configurations]
+    bad = sorted(set(req.selections) - set(SELECTIONS))
+    if bad:
+        raise ZsgmError(f"--selections: unknown {bad}; use {', '.join(SELECTIONS)}")
+    seeds = int(req.seeds or spec.get("seeds", 3))
+    if seeds < 1:
+        raise ZsgmError(f"--seeds must be >= 1, got {seeds}")
+    cells = []
+    for path in featuresets(req):
+        layer = dataset_layer(RunConfig(features=str(path)))
+        for conf in configs:
+            run = {k: v for k, v in conf.items() if k != "name"}
+            hp, clf_hp = budget_overrides(spec, budget, layer, run.get("classifier", "prototype"))
+            for selection in req.selections:
+                for seed in range(seeds):
+                    cfg = RunConfig.from_dict({**run, "features": str(path), "seed": seed, "selection": selection,
+                                               "hp": {**hp, **run.get("hp", {})},
+                                               "clf_hp": {**clf_hp, **run.get("clf_hp", {})},
+                                               "device": req.device}, f"{SUITE}: {conf['name']}")
+                    cells.append(Cell(cfg.run_id(), "gzsl", cfg.to_dict(),
+                                      labels={"featureset": path.stem, "configuration": conf["name"]}))
+    return Plan("quality", "real-feature quality suite", SUITE, cells, []), budget, spec
+
+
+def run(req: QualityRequest) -> dict:
+    from pipelines.runner import LocalExecutor, run_plan
+
+    the_plan, budget, spec = plan(req)
+    today = dt.date.today().isoformat()
+    store = Path(req.store or RESULTS / f"{today}.jsonl")
+    store.parent.mkdir(parents=True, exist_ok=True)
+    log.info("quality suite: %d run(s), budget '%s', store %s", len(the_plan.cells), budget, store)
+    summary = run_plan(the_plan, LocalExecutor(req.jobs), store=store)
+    by_id = {r["id"]: r for r in read_records(store) if r.get("status") == "ok"}
+    rows = []
+    for cell in the_plan.cells:
+        rec = by_id.get(cell.id)
+        if rec is not None:
+            rows.append({**cell.labels, **{k: rec.get(k) for k in (*METRICS, "selection", "seed", "seconds",
+                                                                   "epochs", "gamma", "reseeds", "n_classes")}})
+    report = summarise(rows, spec, budget)
+    report.update(date=today, store=str(store), runs=summary.line(), errors=summary.errors)
+    out = Path(req.out or RESULTS / f"{today}.md")
+    atomic_write_text(out, to_markdown(report))
+    atomic_write_json(out.with_suffix(".json"), report)
+    report["markdown"] = str(out)
+    return report
+
+
+def _stat(values: list[float]) -> dict:
+    vals = [float(v) for v in values if v is not None]
+    if not vals:
+        return {"mean": None, "std": None, "n": 0}
+    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0, "n": len(vals)}
+
+
+def summarise(rows: list[dict], spec: dict, budget: str) -> dict:
+    """Mean ± std per (FeatureSet, configuration, selection); targets checked."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["featureset"], r["configuration"], r["selection"]), []).append(r)
+    cells = {}
+    for (fs, conf, sel), rs in groups.items():
+        cells.setdefault(fs, {}).setdefault(conf, {})[sel] = {
+            **{m: _stat([r[m] for r in rs]) for m in METRICS},
+            "seconds": round(sum(r["seconds"] or 0 for r in rs), 1), "seeds": sorted(r["seed"] for r in rs),
+            "n_classes": rs[0]["n_classes"]}
+    return {"budget": budget, "budget_spec": spec.get("budgets", {}).get(budget, {}), "cells": cells,
+            "targets": check_targets(cells, spec.get("targets", {}))}
+
+
+def _mean(cells: dict, fs: str, conf: str, sel: str = "validation", metric: str = "H") -> float | None:
+    return cells.get(fs, {}).get(conf, {}).get(sel, {}).get(metric, {}).get("mean")
+
+
+def check_targets(cells: dict, targets: dict) -> list[dict]:
+    out = []
+    main = "cramer+tricks"
+    for fs in cells:
+        key = "demo" if fs.startswith("cub20") else "cub" if fs.startswith("cub50") else None
+        t = targets.get(key, {}) if key else {}
+        h = _mean(cells, fs, main)
+        if h is None:
+            continue
+        if "H" in t:
+            out.append({"featureset": fs, "target": f"{main} H >= {t['H']}", "value": round(h, 2),
+                        "met": h >= t["H"]})
+        none = _mean(cells, fs, "none")
+        if "over_none" in t and none is not None:
+            out.append({"featureset": fs, "target": f"{main} H >= none + {t['over_none']}",
+                        "value": round(h - none, 2), "met": h - none >= t["over_none"]})
+        wgan = _mean(cells, fs, "f-CLSWGAN")
+        if key == "cub" and wgan is not None:
+            out.append({"featureset": fs, "target": f"{main} H >= f-CLSWGAN H", "value": round(h - wgan, 2),
+                        "met": h >= wgan})
+        for conf in cells[fs]:
+            v, o = _mean(cells, fs, conf), _mean(cells, fs, conf, "oracle")
+            if v is not None and o is not None and "oracle_gap" in targets:
+                out.append({"featureset": fs, "target": f"{conf}: validation H within {targets['oracle_gap']} "
+                                                        f"of the oracle", "value": round(o - v, 2),
+                            "met": o - v <= targets["oracle_gap"]})
+    return out
+
+
+def _fmt(stat: dict | None) -> str:
+    if not stat or stat.get("mean") is None:
+        return "–"
+    return f"{stat['mean']:.1f} ± {stat['std']:.1f}"
+
+
+def to_markdown(report: dict) -> str:
+    lines = [f"# Quality suite, {report.get('date', '')}", "",
+             f"Budget **{report['budget']}**: `{json.dumps(report['budget_spec'])}` over each dataset's own layer "
+             f"(configs/datasets/). Selection on validation classes; the oracle (best epoch and γ chosen "
+             f"on test) is shown beside it and is not a result. Mean ± std over the seeds listed.", ""]
+    for fs, confs in report["cells"].items():
+        n_classes = next(iter(next(iter(confs.values())).values()))["n_classes"]
+        lines += [f"## {fs} ({n_classes} classes)", "",
+                  "| configuration | seeds | U | S | H | ZSL | oracle H | oracle − val | seconds |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for conf, sels in confs.items():
+            v, o = sels.get("validation", {}), sels.get("oracle", {})
+            gap = (o["H"]["mean"] - v["H"]["mean"]) if v and o else None
+            lines.append(f"| {conf} | {len(v.get('seeds', o.get('seeds', [])))} | {_fmt(v.get('U'))} | "
+                         f"{_fmt(v.get('S'))} | {_fmt(v.get('H'))} | {_fmt(v.get('zsl'))} | {_fmt(o.get('H'))} | "
+                         f"{'–' if gap is None else f'{gap:+.1f}'} | "
+                         f"{v.get('seconds', 0) + o.get('seconds', 0):.0f} |")
+        lines.append("")
+    if report["targets"]:
+        lines += ["## Targets", "", "| FeatureSet | target | value | met |", "|---|---|---|---|"]
+        lines += [f"| {t['featureset']} | {t['target']} | {t['value']} | {'yes' if t['met'] else '**no**'} |"
+                  for t in report["targets"]]
+        lines.append("")
+    if report.get("runs"):
+        lines += [f"Runs: {report['runs']}; records in `{report.get('store')}`.", ""]
+    return "\n".join(lines)
