@@ -26,6 +26,7 @@ VERBS = {
     "data": "pipelines.verbs.data",
     "results": "pipelines.verbs.results",
     "rerun": "pipelines.verbs.rerun",
+    "quality": "pipelines.verbs.quality",
     "export": "pipelines.verbs.export",
 }
 
