@@ -1,7 +1,14 @@
 """Every registered generative family, parameterised over the registry (a family added
 later is tested without new code): a short run on the planted GZSL problem learns
 (finite losses throughout, unseen accuracy well above chance), synthesis is deterministic
-under a seeded generator, and a checkpoint reloads to identical synthesis."""
+under a seeded generator, and a checkpoint reloads to identical synthesis.
+
+Nothing here depends on the machine or on the tests run before: the planted problem is
+built from its own seeded attributes (``planted_featureset`` otherwise takes the real CUB
+attributes where ``../shared/data`` or ``$ZSGM_DATA`` has them and random 312-d ones where
+not, a different and much harder problem: most families stay near chance on it), every
+case starts from one seed, and torch runs one intra-op thread (restored afterwards), so
+that the numbers are the same alone, in a full run, and beside a busy process."""
 from __future__ import annotations
 
 import math
@@ -11,6 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluate.metrics import mean_class_accuracy
+from extract.common import seed_everything
 from extract.featureset import fit_normaliser
 from extract.synthetic import planted_featureset
 from generate.engine import Engine, TrainData
@@ -26,9 +34,29 @@ EPOCHS = 30
 TEST_HP = {"hidden": 256, "epochs": EPOCHS, "batch_size": 64, "cls_pretrain_epochs": 10, "lr": 1e-3}
 
 
+def structured_attributes(n_classes: int = 200, rank: int = 8, dim: int = 64, seed: int = 0) -> torch.Tensor:
+    """Seeded class attributes with real attributes' structure (non-negative, correlated: rank
+    ``rank``, L2-normalised rows as in xlsa17), so that unseen classes are predictable from seen ones."""
+    g = torch.Generator().manual_seed(seed)
+    z = torch.randn(n_classes, rank, generator=g)
+    w = torch.randn(rank, dim, generator=g) / rank ** 0.5
+    return F.normalize(F.softplus(z @ w), dim=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """One intra-op thread: the same float reductions whatever the machine, and no OpenMP threads
+    spinning against a busy core (on a loaded 2-core box two threads made each case ~20x slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def planted():
-    fs = planted_featureset(n_classes=50, n_unseen=N_UNSEEN, n_val=0, n_per_class=16, feature_dim=64, seed=0)
+    fs = planted_featureset(attributes=structured_attributes(), n_classes=50, n_unseen=N_UNSEEN, n_val=0,
+                            n_per_class=16, feature_dim=64, seed=0)
     x, y = fs.take(fs.trainval_loc)
     norm = fit_normaliser(x, "minmax")
     xu, yu = fs.take(fs.test_unseen_loc)
@@ -50,7 +78,7 @@ def build(name: str, data: TrainData) -> Engine:
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_family_learns_and_reloads(name, planted, tmp_path):
     data, xu, yu, unseen = planted
-    torch.manual_seed(0)
+    seed_everything(0)
     engine = build(name, data)
     # An untrained conditional generator already beats chance a little (its random map of
     # the attributes keeps some class structure), so learning is judged against it too.
@@ -67,8 +95,8 @@ def test_family_learns_and_reloads(name, planted, tmp_path):
 
     if engine.family.synthesizes:
         acc = zsl_accuracy(engine, data.attributes, xu, yu, unseen)
-        # Margins measured over several seeds and settings: every family reaches >= 17 %
-        # (f-GAN total variation, whose saturating ½tanh critic is the weakest) and most 30-60 %.
+        # Margins measured over seeds 0-2 on this problem: every family reaches >= 15 % and most
+        # 40-100 %; at seed 0 (the test's) the smallest gap is FisherGAN's, 26 % from an untrained 16 %.
         assert acc >= 1.5 * CHANCE and acc >= before + 5, \
             f"{name}: unseen ZSL top-1 {acc:.1f}% (chance {CHANCE:.0f}%, untrained {before:.1f}%)"
 
