@@ -32,7 +32,10 @@ class RunConfig:
     selection: str = "validation"      # validation | oracle | fixed
     noise: bool = True                 # the attribute-noise trick
     calibrate: bool = True             # calibrated stacking (seen-score penalty chosen on validation)
-    normalise: str = "minmax"          # minmax | l2 | none, fitted on training features only
+    # l2 (the field's habit for pooled CNN/ViT features) | minmax (the seed's) | none. On the CUB-50
+    # real features the prototype classifier reaches validation H 72.3 with l2 against 70.6 with
+    # minmax (no generator, scale 50); ridge 70.7 with l2.
+    normalise: str = "l2"
     hp: dict[str, Any] = field(default_factory=dict)       # generative model overrides
     clf_hp: dict[str, Any] = field(default_factory=dict)   # final classifier overrides
     max_reseeds: int = 2               # bounded re-seeding on mode collapse

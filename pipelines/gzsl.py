@@ -108,8 +108,34 @@ def resolve_hp(cfg: RunConfig, fs: FeatureSet | None = None) -> dict:
     hp["noise"] = bool(cfg.noise)
     # The dataset's classifier budgets are keyed by classifier name (their options differ).
     hp["clf"] = {**ds.get("clf_hp", {}).get(cfg.classifier, {}), **cfg.clf_hp}
+    hp["clf_search"] = classifier_search(cfg, ds)
     hp["budget"] = layer if ds else f"{layer} (no dataset layer: shared defaults)"
     return hp
+
+
+def classifier_search(cfg: RunConfig, ds: dict) -> dict:
+    """Classifier options that selection chooses among (``clf_search`` in ``_shared.yaml``, then the
+    dataset's YAML, keyed by classifier): each a list of values. An option the run sets itself
+    (``--clf-set``) is not searched."""
+    from pipelines.params import check_clf_layer
+
+    shared = load_yaml(CONFIG_DIR / "models" / "_shared.yaml").get("clf_search") or {}
+    search = {**(shared.get(cfg.classifier) or {}), **((ds.get("clf_search") or {}).get(cfg.classifier) or {})}
+    for key, values in search.items():
+        if not isinstance(values, list) or not values:
+            raise ZsgmError(f"clf_search.{cfg.classifier}.{key}: expected a non-empty list of values, got {values!r}")
+        for v in values:
+            check_clf_layer(cfg.classifier, {key: v}, "clf_search", prefix=f"clf_search.{cfg.classifier}.")
+    return {k: v for k, v in search.items() if k not in cfg.clf_hp}
+
+
+def clf_candidates(hp: dict) -> list[dict]:
+    """Every combination of the searched classifier options over the run's own; the first is the
+    first value of each (what a run without selection uses)."""
+    out = [dict(hp["clf"])]
+    for key, values in (hp.get("clf_search") or {}).items():
+        out = [{**c, key: v} for c in out for v in values]
+    return out
 
 
 def describe_budget(cfg: RunConfig, hp: dict) -> str:
@@ -117,7 +143,8 @@ def describe_budget(cfg: RunConfig, hp: dict) -> str:
     return (f"budget '{hp['budget']}': {hp['epochs']} epochs of batch {hp['batch_size']}"
             f"{'' if hp.get('steps_per_epoch') is None else ' x ' + str(hp['steps_per_epoch']) + ' steps'}, "
             f"hidden {hp['hidden']}, lr {hp['lr']}, {hp['n_synth']} synthetic features per class; "
-            f"{cfg.classifier} classifier: {clf}")
+            f"{cfg.classifier} classifier: {clf}"
+            + "".join(f"; {k} chosen on validation among {v}" for k, v in (hp.get("clf_search") or {}).items()))
 
 
 # ---------------------------------------------------------------- one training + evaluation
@@ -156,7 +183,7 @@ class Scores:
     synth_std: float
 
 
-def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict) -> Scores:
+def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict, clf_options: dict | None = None) -> Scores:
     """Synthesise the unseen classes, train the final classifier, score the evaluation images.
 
     Scores are restricted to the problem's classes (others get -inf) so that validation
@@ -177,7 +204,8 @@ def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict) -> Scores:
     # Classifiers work in the problem's own class indices 0..k-1.
     local = torch.full((n_all,), -1, dtype=torch.long, device=x.device)
     local[prob.classes] = torch.arange(len(prob.classes), device=x.device)
-    clf = build_classifier(cfg.classifier, hp.get("clf", cfg.clf_hp), device=x.device)
+    options = clf_candidates(hp)[0] if clf_options is None else clf_options
+    clf = build_classifier(cfg.classifier, options, device=x.device)
     clf.fit(x, local[y], len(prob.classes), prob.attributes[prob.classes], seen_mask[prob.classes])
 
     def full(xe):
@@ -223,18 +251,24 @@ def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: i
     for h in engine.history:  # a resumed run recovers its selection state from the history
         if "eval_H" in h and (not best or h["eval_H"] > best["H"]):
             best = {"epoch": h["epoch"], "gamma": h["eval_gamma"], "H": h["eval_H"], "U": h["eval_U"],
-                    "S": h["eval_S"], "zsl": h["eval_zsl"]}
+                    "S": h["eval_S"], "zsl": h["eval_zsl"], "clf": h.get("eval_clf", clf_candidates(hp)[0])}
     patience = int(hp.get("patience", 0))
     every = max(1, int(cfg.eval_every or hp.get("eval_every", 1)))
 
     def on_epoch(eng: Engine, epoch: int, logs: dict):
         if epoch % every and epoch != epochs and not eng.family.closed_form:
             return None
-        s = classify(eng, prob, cfg, hp)
-        gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)))
-        out = {"eval_U": res.U, "eval_S": res.S, "eval_H": res.H, "eval_zsl": res.zsl, "eval_gamma": gamma}
+        here = None  # the best classifier setting at this epoch
+        for options in clf_candidates(hp):
+            s = classify(eng, prob, cfg, hp, options)
+            gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)))
+            if here is None or res.H > here[1].H:
+                here = (gamma, res, s, options)
+        gamma, res, s, options = here
+        out = {"eval_U": res.U, "eval_S": res.S, "eval_H": res.H, "eval_zsl": res.zsl, "eval_gamma": gamma,
+               "eval_clf": options}
         if not best or res.H > best["H"]:
-            best.update(epoch=epoch, gamma=gamma, H=res.H, U=res.U, S=res.S, zsl=res.zsl, scores=s)
+            best.update(epoch=epoch, gamma=gamma, H=res.H, U=res.U, S=res.S, zsl=res.zsl, scores=s, clf=options)
         if patience and epoch - best["epoch"] >= patience * every:
             out["stop"] = True
         return out
@@ -283,7 +317,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
                                 cfg.normalise, device)
             engine, _ = _train_and_select(cfg, hp, prob, device, final_epochs, run_dir / f"final_{attempt}.pt",
                                           False, progress, f"{cfg.model} final", evaluate=False)
-            s = classify(engine, prob, cfg, hp)
+            s = classify(engine, prob, cfg, hp, val["clf"])
             gamma, res = score(s, prob, gamma)
             # Either side of H vanishing is a collapse: no unseen class recognised (mode collapse),
             # or every seen image pulled to the unseen classes (synthetic features that swamp them).
@@ -301,7 +335,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
                 # The seed's rule: the numbers of the epoch that scored best on test.
                 final_epochs, gamma = int(best["epoch"]), float(best["gamma"])
                 res = GZSLResult(best["U"], best["S"], best["H"], best["zsl"])
-                s = best.get("scores") or classify(engine, prob, cfg, hp)
+                s = best.get("scores") or classify(engine, prob, cfg, hp, best["clf"])
             else:
                 final_epochs = engine.epoch
                 s = classify(engine, prob, cfg, hp)

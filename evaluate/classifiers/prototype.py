@@ -30,6 +30,11 @@ class PrototypeNet(nn.Module):
         return self.scale * F.normalize(x, dim=1) @ self.prototypes(att).T
 
 
+# The seed's cosine scale 5 and its seen-logit damping ×0.95 do not hold on real features: on the
+# CUB-50 FeatureSet (lite0, L2) the classifier without a generator reaches validation H 29.5 at
+# scale 5 against 61.5 at 20 and 72.3 at 50 (zsgm picks the scale on validation, see clf_search in
+# configs/models/_shared.yaml); the seen-class bias is removed by calibrated stacking chosen on
+# validation in logit space, so the fixed damping is off (seen_scale 1.0).
 # The seed fixes lr, epochs, the schedule and the network, not the batch. 1024 rather than 256:
 # on a CUB-sized planted problem with a cramer generator, H 63.3 / 63.5 (lr 1e-3) and 69.6
 # (lr 5e-4) against 61.5 / 60.5 at 256, in a third of the CPU time (67 s against 205 s), and a
@@ -37,7 +42,7 @@ class PrototypeNet(nn.Module):
 @register("prototype", "cosine logits to prototypes generated from attributes (class-normalised ZSL)")
 class PrototypeClassifier:
     def __init__(self, epochs: int = 50, lr: float = 5e-4, weight_decay: float = 1e-4, hidden: int = 1024,
-                 scale: float = 5.0, batch_size: int = 1024, lr_step: int = 25, seen_scale: float = 0.95,
+                 scale: float = 20.0, batch_size: int = 1024, lr_step: int = 25, seen_scale: float = 1.0,
                  min_steps: int = 600, cuda_graphs: str = "auto", device=None):
         self.epochs, self.lr, self.wd, self.hidden = epochs, lr, weight_decay, hidden
         self.scale, self.batch_size, self.lr_step, self.seen_scale = scale, batch_size, lr_step, seen_scale
