@@ -80,7 +80,9 @@ def dataset_layer(cfg: RunConfig, fs: FeatureSet | None = None) -> str:
         path = Path(cfg.features)
         if path.resolve().parent == DEMO_DIR.resolve():
             return "demo"
-        return (fs or FeatureSet.load(path)).dataset
+        if fs is not None or path.is_file():
+            return (fs or FeatureSet.load(path)).dataset
+        # (hyper-parameters compared where the file is not at hand: a stored record's rerun check)
     if cfg.data in (None, "", "demo"):
         return "demo"
     return cfg.data
@@ -307,14 +309,14 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         val_history: list = []
         if selection == "validation":
             vprob = make_problem(fs, split.fit, split.train_classes, split.val_classes, split.val_seen,
-                                 split.val_unseen, cfg.normalise, device)
+                                 split.val_unseen, cfg.feature_normalisation, device)
             val_engine, val = _train_and_select(cfg, hp, vprob, device, int(hp["epochs"]),
                                                 run_dir / f"val_{attempt}.pt",
                                        cfg.calibrate, progress, f"{cfg.model} val")
             seed_everything(seed + 1)
             final_epochs, gamma = int(val["epoch"]), float(val["gamma"]) if cfg.calibrate else 0.0
             prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
-                                cfg.normalise, device)
+                                cfg.feature_normalisation, device)
             engine, _ = _train_and_select(cfg, hp, prob, device, final_epochs, run_dir / f"final_{attempt}.pt",
                                           False, progress, f"{cfg.model} final", evaluate=False)
             s = classify(engine, prob, cfg, hp, val["clf"])
@@ -325,7 +327,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
             val_history = val_engine.history
         else:
             prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
-                                cfg.normalise, device)
+                                cfg.feature_normalisation, device)
             oracle = selection == "oracle"
             epochs = int(hp["epochs"])
             engine, best = _train_and_select(cfg, hp, prob, device, epochs, run_dir / f"{selection}_{attempt}.pt",
@@ -392,7 +394,7 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
         # A scratch backbone was trained on every trainval image, the validation classes too:
         # selection then treats classes the features were trained on as unseen (optimistic).
         "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch",
-        "budget": hp.get("budget"),
+        "budget": hp.get("budget"), "normalise": cfg.feature_normalisation,
         "model": cfg.model, "classifier": cfg.classifier, "tricks": cfg.tricks, "seed": cfg.seed,
         "selection": selection, "U": round(r.U, 2), "S": round(r.S, 2), "H": round(r.H, 2),
         "zsl": round(r.zsl, 2), "epochs": final.epochs, "gamma": round(final.gamma, 4),

@@ -151,7 +151,7 @@ CLF: dict[str, Param] = {
 RUN: dict[str, Param] = {
     "seed": Int(0, SEED_MAX), "epochs": Int(1, nullable=True), "eval_every": Int(1, nullable=True),
     "max_reseeds": Int(0, 100), "noise": BOOL, "calibrate": BOOL,
-    "selection": Choice(*SELECTIONS), "normalise": Choice(*NORMALISATIONS),
+    "selection": Choice(*SELECTIONS), "normalise": Choice("auto", *NORMALISATIONS),
 }
 
 # ---------------------------------------------------------------- zsgm extract

@@ -23,7 +23,8 @@ def add_arguments(p) -> None:
                    help="validation (default, honest) | oracle (best epoch on test, as the seed did) | fixed")
     m.add_argument("--no-noise", action="store_true", help="turn the attribute-noise trick off")
     m.add_argument("--no-calibration", action="store_true", help="turn calibrated stacking off")
-    m.add_argument("--normalise", default="minmax", choices=("minmax", "l2", "none"))
+    m.add_argument("--normalise", default="auto", choices=("auto", "minmax", "l2", "none"),
+                   help="auto (default): l2 for the cosine classifiers (prototype, knn), minmax for softmax")
     m.add_argument("--eval-every", type=int, help="validate every K epochs (default: the model config's)")
     m.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a model hyper-parameter (repeatable), e.g. --set n_synth=200")
