@@ -12,7 +12,8 @@ from typing import Mapping, Sequence
 
 from evaluate.ausuc import SeenUnseenCurve
 from evaluate.tables import Table, row_label
-from extract.common import ZsgmError, atomic_path
+from extract.errors import ZsgmError
+from extract.files import atomic_path
 
 log = logging.getLogger("zsgm.plots")
 

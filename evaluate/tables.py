@@ -47,7 +47,7 @@ class TableSpec:
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "table") -> "TableSpec":
-        from extract.common import ZsgmError
+        from extract.errors import ZsgmError
 
         known = {"name", "title", "rows", "columns", "metrics", "names", "note", "where", "baselines", "sources"}
         unknown = sorted(set(d) - known)

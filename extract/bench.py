@@ -23,7 +23,8 @@ from pathlib import Path
 
 import torch
 from extract import backbones, gpu_decode
-from extract.common import pick_device, shared_data_root
+from extract.device import pick_device
+from extract.project import shared_data_root
 from extract.extractor import EngineConfig, input_batches
 from extract.images import decode
 from extract.layouts.base import Record

@@ -11,7 +11,9 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from extract.common import PROJECT_ROOT, ZsgmError, log
+from extract.errors import ZsgmError
+from extract.logs import log
+from extract.project import PROJECT_ROOT
 from extract.specs import DATASETS, get_spec
 
 SPLITS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")

@@ -25,7 +25,9 @@ from tqdm import tqdm
 
 from extract import gpu_decode
 from extract.backbones import pooled_features
-from extract.common import ZsgmError, atomic_path, atomic_write_json, log
+from extract.errors import ZsgmError
+from extract.files import atomic_path, atomic_write_json
+from extract.logs import log
 from extract.images import ImageList
 from extract.layouts.base import Record
 

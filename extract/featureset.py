@@ -21,7 +21,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from extract.common import ZsgmError, atomic_path, log
+from extract.errors import ZsgmError
+from extract.files import atomic_path
+from extract.logs import log
 
 REQUIRED = ("features", "labels", "attributes", "trainval_loc", "test_seen_loc", "test_unseen_loc")
 OPTIONAL = ("train_loc", "val_loc", "original_att", "val_classes")

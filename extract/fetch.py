@@ -31,7 +31,10 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from extract.common import ZsgmError, atomic_write_json, data_root, log, sha256_file
+from extract.errors import ZsgmError
+from extract.files import atomic_write_json, sha256_file
+from extract.logs import log
+from extract.project import data_root
 from extract.specs import get_spec
 
 STATE_FILE = ".zsgm-fetch.json"

@@ -34,7 +34,8 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import InterpolationMode
 
 from extract import images
-from extract.common import ZsgmError, log
+from extract.errors import ZsgmError
+from extract.logs import log
 from extract.layouts.base import Record
 
 DECODERS = ("auto", "pil", "gpu")

@@ -19,7 +19,11 @@ import torch
 from extract import assemble, backbones, extractor, gpu_decode
 from extract import scratch as training
 from extract import weights as wts
-from extract.common import PROJECT_ROOT, ZsgmError, log, pick_device, sha256_file, stable_hash, versions
+from extract.device import pick_device
+from extract.errors import ZsgmError
+from extract.files import sha256_file, stable_hash
+from extract.logs import log
+from extract.project import PROJECT_ROOT, versions
 from extract.featureset import FeatureSet
 from extract.layouts import open_root
 

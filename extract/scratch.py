@@ -21,8 +21,10 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
 from extract import backbones
-from extract.common import (ZsgmError, atomic_path, atomic_torch_save, log, rng_state, seed_everything,
-                            set_rng_state, stable_hash)
+from extract.errors import ZsgmError
+from extract.files import atomic_path, atomic_torch_save, stable_hash
+from extract.logs import log
+from extract.rng import rng_state, seed_everything, set_rng_state
 from extract.images import ImageList
 from extract.layouts.base import RawDataset
 

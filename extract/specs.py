@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.common import ZsgmError, data_root, unknown_name_error
+from extract.errors import ZsgmError, unknown_name_error
+from extract.project import data_root
 
 
 @dataclass(frozen=True)

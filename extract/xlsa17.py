@@ -13,7 +13,9 @@ import numpy as np
 import scipy.io as sio
 import torch
 
-from extract.common import ZsgmError, data_root, log
+from extract.errors import ZsgmError
+from extract.logs import log
+from extract.project import data_root
 from extract.featureset import FeatureSet, check_splits
 from extract.specs import DatasetSpec, get_spec
 
@@ -252,7 +254,7 @@ def from_xlsa17(features_path: str | Path, split_path: str | Path, spec: Dataset
         meta = {"dataset": name, "backbone": "resnet101", "pretrained": "imagenet",
                 "weights": "xlsa17 res101.mat", "source": source}
     meta["xlsa17_dtypes"] = json.dumps({**fdt, **split.loc_dtypes, "att": str(split.att.dtype)})
-    from extract.common import versions
+    from extract.project import versions
     meta.setdefault("code_version", versions()["zsgm"])
     fs = FeatureSet(features=t(feats), labels=labels_t, attributes=t(split.att.T),
                     trainval_loc=t(split.locs["trainval_loc"]), test_seen_loc=t(split.locs["test_seen_loc"]),
@@ -321,7 +323,7 @@ def to_xlsa17(fs: FeatureSet, out_dir: str | Path, split_name: str = "att_splits
     and validation classes ride along (``zsgm_provenance``, ``zsgm_val_classes``) so that
     reading the export back loses neither.
     """
-    from extract.common import atomic_path
+    from extract.files import atomic_path
 
     out_dir = Path(out_dir)
     dt = json.loads(fs.meta.get("xlsa17_dtypes", "{}"))

@@ -20,8 +20,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from extract.common import (ZsgmError, adam, atomic_torch_save, capture_cuda_graph, cuda_graphs_wanted, log,
-                            on_side_stream, rng_state, set_rng_state)
+from extract.errors import ZsgmError
+from extract.files import atomic_torch_save
+from extract.logs import log
+from extract.rng import rng_state, set_rng_state
+from extract.training import adam, capture_cuda_graph, cuda_graphs_wanted, on_side_stream
 from generate.registry import get
 from generate.seen_classifier import train_seen_classifier
 

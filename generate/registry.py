@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from extract.common import Entry, Registry
+from extract.registry import Entry, Registry
 
 MODELS = Registry("generative model")
 register = MODELS.register

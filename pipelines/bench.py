@@ -40,7 +40,10 @@ from pathlib import Path
 
 import torch
 
-from extract.common import PROJECT_ROOT, ZsgmError, atomic_write_json, atomic_write_text, pick_device, versions
+from extract.device import pick_device
+from extract.errors import ZsgmError
+from extract.files import atomic_write_json, atomic_write_text
+from extract.project import PROJECT_ROOT, versions
 
 log = logging.getLogger("zsgm.bench")
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"

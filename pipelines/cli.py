@@ -65,7 +65,8 @@ def _takes_verb(fn) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from extract.common import ZsgmError, setup_logging
+    from extract.errors import ZsgmError
+    from extract.logs import setup_logging
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # Build only the asked verb's parser: it imports that verb's module alone.

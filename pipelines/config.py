@@ -13,7 +13,8 @@ from typing import Any
 
 import yaml
 
-from extract.common import ZsgmError, stable_hash
+from extract.errors import ZsgmError
+from extract.files import stable_hash
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SELECTIONS = ("validation", "oracle", "fixed")

@@ -41,7 +41,9 @@ from typing import Any, Iterable
 import yaml
 
 from evaluate.tables import TableSpec
-from extract.common import PROJECT_ROOT, ZsgmError, stable_hash, unknown_name_error
+from extract.errors import ZsgmError, unknown_name_error
+from extract.files import stable_hash
+from extract.project import PROJECT_ROOT
 from pipelines.config import CONFIG_DIR, RunConfig, load_yaml
 
 log = logging.getLogger("zsgm.grid")

@@ -24,8 +24,11 @@ from evaluate.classifiers import CLASSIFIERS, build as build_classifier
 from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate, per_class_accuracy
 from evaluate.records import append_record, default_runs_dir, finite_record
 from evaluate.selection import validation_split
-from extract.common import (PROJECT_ROOT, ZsgmError, atomic_path, atomic_write_json, pick_device,
-                            seed_everything, stable_hash, versions)
+from extract.device import pick_device
+from extract.errors import ZsgmError
+from extract.files import atomic_path, atomic_write_json, stable_hash
+from extract.project import PROJECT_ROOT, versions
+from extract.rng import seed_everything
 from extract.featureset import FeatureSet, fit_normaliser
 from generate.engine import Engine, TrainData
 from generate.registry import get as get_model

@@ -15,7 +15,7 @@ final-classifier option (``--clf-set``), and ``zsgm extract``'s numeric options.
   ranges by option name, the default's type serves otherwise.
 
 A message names the flag (or the YAML file and key), the value and what is allowed; every
-failure is a :class:`~extract.common.ZsgmError` (exit 2).
+failure is a :class:`~extract.errors.ZsgmError` (exit 2).
 """
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.featureset import NORMALISATIONS
 from pipelines.config import SELECTIONS
 
@@ -327,7 +327,7 @@ def check_extract_args(args) -> None:
 
 
 def _rel(path: Path) -> str:
-    from extract.common import PROJECT_ROOT
+    from extract.project import PROJECT_ROOT
 
     try:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))

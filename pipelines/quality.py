@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from evaluate.records import read_records
-from extract.common import PROJECT_ROOT, ZsgmError, atomic_write_json, atomic_write_text, shared_data_root
+from extract.errors import ZsgmError
+from extract.files import atomic_write_json, atomic_write_text
+from extract.project import PROJECT_ROOT, shared_data_root
 from pipelines.config import CONFIG_DIR, RunConfig, load_yaml
 from pipelines.grid import Cell, Plan
 
@@ -76,7 +78,7 @@ def resolve_budget(name: str, device: str) -> str:
         raise ZsgmError(f"--budget {name}: unknown; use one of {', '.join(BUDGETS)}")
     if name != "auto":
         return name
-    from extract.common import pick_device
+    from extract.device import pick_device
 
     return "seed" if pick_device(device).type == "cuda" else "cpu"
 

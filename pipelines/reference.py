@@ -33,7 +33,7 @@ from torch.utils.data import DataLoader
 
 from evaluate.classifiers.prototype import PrototypeNet
 from evaluate.metrics import gzsl_evaluate
-from extract.common import seed_everything
+from extract.rng import seed_everything
 from generate.engine import gradient_penalty
 from generate.registry import get as get_model
 from generate.seen_classifier import train_seen_classifier

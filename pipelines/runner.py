@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Callable
 
 from evaluate.records import append_record, default_runs_dir, finished_ids, latest_by_id, read_records
-from extract.common import ZsgmError, stable_hash, versions
+from extract.errors import ZsgmError
+from extract.files import stable_hash
+from extract.project import versions
 from pipelines.grid import Cell, Plan, annotate_missing, feature_cache
 
 log = logging.getLogger("zsgm.runner")

@@ -22,7 +22,7 @@ import torch
 from safetensors.torch import save_file
 
 from extract import specs
-from extract.common import PROJECT_ROOT
+from extract.project import PROJECT_ROOT
 from extract.specs import DatasetSpec
 from pipelines.cli import main
 

@@ -159,7 +159,7 @@ def test_decoding_ahead_on_cuda_gives_the_inline_batches(tmp_path):
 def test_graphed_classifier_steps_land_on_the_eager_weights():
     """train_minibatch with each step a CUDA-graph replay (padded, weighted last batch; a StepLR
     filling the tensor lr in place) against eager steps from the same weights and permutations."""
-    from extract.common import adam, train_minibatch
+    from extract.training import adam, train_minibatch
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(1000, 24, generator=g).to(DEV), torch.randint(0, 7, (1000,), generator=g).to(DEV)

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from extract import fetch
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from fixtures_images import make_cub, write_split
 from pipelines.cli import main
 

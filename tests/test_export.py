@@ -9,7 +9,7 @@ import pytest
 import scipy.io as sio
 import torch
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.featureset import FeatureSet
 from extract.synthetic import planted_featureset
 from extract.xlsa17 import from_xlsa17, load_mat, to_xlsa17

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from extract import specs
-from extract.common import PROJECT_ROOT, ZsgmError
+from extract.errors import ZsgmError
+from extract.project import PROJECT_ROOT
 from extract.extractor import EngineConfig, Interrupted
 from extract.featureset import FeatureSet
 from extract.job import ExtractRequest, run, work_dir

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from extract import specs
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.layouts import open_root
 from fixtures_images import AWA_NAMES, make_apy, make_awa2, make_cub, make_flo, make_sun
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from extract import images, scratch
-from extract.common import PROJECT_ROOT
+from extract.project import PROJECT_ROOT
 from extract.featureset import FeatureSet
 from extract.layouts import open_root
 from fixtures_images import make_cub

@@ -7,7 +7,7 @@ import pytest
 import scipy.io as sio
 import torch
 
-from extract.common import PROJECT_ROOT, shared_data_root
+from extract.project import PROJECT_ROOT, shared_data_root
 from extract.extractor import EngineConfig
 from extract.featureset import FeatureSet
 from extract.job import ExtractRequest, run

@@ -11,7 +11,8 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from extract import backbones, weights
-from extract.common import ZsgmError, shared_data_root
+from extract.errors import ZsgmError
+from extract.project import shared_data_root
 
 
 def test_seed_backbones_describe():

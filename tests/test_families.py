@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from evaluate.metrics import mean_class_accuracy
-from extract.common import seed_everything
+from extract.rng import seed_everything
 from extract.featureset import fit_normaliser
 from extract.synthetic import planted_featureset
 from generate.engine import Engine, TrainData

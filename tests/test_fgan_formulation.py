@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.synthetic import planted_featureset
 from generate.engine import Engine, TrainData
 from generate.families.fgan import DIVERGENCES, STUDY_TERMS, STUDY_WEIGHT_REG

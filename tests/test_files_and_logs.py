@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from extract import common
-from extract.common import atomic_write_text, setup_logging, show_progress
+from extract import logs
+from extract.files import atomic_write_text
+from extract.logs import setup_logging, show_progress
 from pipelines.cli import main
 
 TINY = ["--epochs", "1", "--set", "hidden=64", "--set", "n_synth=20", "--set", "cls_pretrain_epochs=1",
@@ -64,14 +65,14 @@ class FakeTTY(io.StringIO):
 
 def test_show_progress_needs_a_terminal_rank_0_and_not_quiet(monkeypatch):
     monkeypatch.delenv("RANK", raising=False)
-    monkeypatch.setattr(common, "_QUIET", False)
+    monkeypatch.setattr(logs, "_QUIET", False)
     assert show_progress(True, FakeTTY()) is True
     assert show_progress(True, io.StringIO()) is False     # redirected: no carriage returns
     assert show_progress(False, FakeTTY()) is False        # --no-progress
     monkeypatch.setenv("RANK", "1")
     assert show_progress(True, FakeTTY()) is False         # torchrun: rank 0 alone draws bars
     monkeypatch.setenv("RANK", "0")
-    monkeypatch.setattr(common, "_QUIET", True)
+    monkeypatch.setattr(logs, "_QUIET", True)
     assert show_progress(True, FakeTTY()) is False         # --quiet
 
 
@@ -98,7 +99,7 @@ def test_gzsl_redirected_has_no_carriage_returns_and_drops_checkpoints(tmp_path,
     monkeypatch.setenv("ZSGM_RESULTS", str(tmp_path / "results"))
     runs = tmp_path / "runs"
     # Control: with bars forced on, the same run writes carriage returns (so the check below can fail).
-    monkeypatch.setattr(common, "show_progress", lambda requested=True, stream=None: requested)
+    monkeypatch.setattr(logs, "show_progress", lambda requested=True, stream=None: requested)
     assert main(["gzsl", *TINY, "--keep-checkpoints"]) == 0
     forced = capsys.readouterr().err
     assert "\r" in forced

@@ -13,7 +13,7 @@ from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from extract import gpu_decode, images
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.extractor import EngineConfig
 from extract.featureset import FeatureSet
 from extract.job import ExtractRequest, run

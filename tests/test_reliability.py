@@ -20,7 +20,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from extract.common import PROJECT_ROOT, ZsgmError
+from extract.errors import ZsgmError
+from extract.project import PROJECT_ROOT
 from pipelines import params
 from pipelines.cli import main, os_failure
 from test_bad_inputs import _planted, assert_clean_error, cli

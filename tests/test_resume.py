@@ -20,7 +20,8 @@ import pytest
 import torch
 
 from evaluate.records import append_record, read_records
-from extract.common import PROJECT_ROOT, ZsgmError
+from extract.errors import ZsgmError
+from extract.project import PROJECT_ROOT
 
 EPOCHS = 4
 KEYS = ("U", "S", "H", "zsl", "epochs", "gamma", "reseeds", "collapsed", "seed_used", "val")
@@ -250,7 +251,7 @@ def test_sigkilled_grid_resumes_to_the_same_records(tmp_path):
 # ---------------------------------------------------------------- engine checkpoints
 def test_resume_after_early_stop_stays_stopped(tmp_path, request):
     """A run that stopped early (patience) and is re-run must not train on past the stop."""
-    from extract.common import seed_everything
+    from extract.rng import seed_everything
     from generate.engine import Engine, TrainData
     from pipelines.config import model_defaults
 

@@ -9,7 +9,7 @@ import pytest
 
 from evaluate.records import read_records
 from evaluate.tables import BEST, SECOND
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from pipelines.cli import main
 from pipelines.grid import load_experiment, parse_sets
 from pipelines.runner import LocalExecutor, run_plan
@@ -213,7 +213,7 @@ def test_unknown_experiment_and_bad_set() -> None:
 
 def test_extraction_cells_run_before_their_gzsl_cells(results: Path, tmp_path, monkeypatch) -> None:
     """A backbone grid on six real CUB classes: extraction (lite0, real weights) → cache → GZSL."""
-    from extract.common import shared_data_root
+    from extract.project import shared_data_root
 
     root = shared_data_root()
     if root is None or not (root / "CUB" / "images").is_dir():
@@ -249,7 +249,7 @@ tables: [{{name: bb, rows: [backbone, pretrained], columns: [dataset], metrics: 
 
 
 def test_failed_extraction_fails_its_gzsl_cells(results: Path, tmp_path, monkeypatch) -> None:
-    from extract.common import shared_data_root
+    from extract.project import shared_data_root
 
     root = shared_data_root()
     if root is None or not (root / "FLO" / "images").is_dir():

@@ -215,7 +215,7 @@ def test_static_batch_steps_equal_the_eager_loop():
     """The CUDA-graph step's arithmetic, run eagerly on the CPU: a static index buffer, the short
     last batch padded and weighted 0, the loss summed on the device; same weights and losses as the
     plain loop (and the same permutations: the static path draws no random numbers)."""
-    from extract.common import adam, train_minibatch
+    from extract.training import adam, train_minibatch
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(300, 8, generator=g), torch.randint(0, 5, (300,), generator=g)
@@ -235,7 +235,7 @@ def test_static_batch_steps_equal_the_eager_loop():
 def test_graphed_step_keeps_its_lr_tensor_when_a_schedule_replaces_it():
     """A captured step reads the lr tensor it was captured with: a scheduler that put a new lr
     in the group (rather than filling the tensor) must not be ignored."""
-    from extract.common import GraphedStep
+    from extract.training import GraphedStep
 
     net = torch.nn.Linear(4, 3)
     opt = torch.optim.Adam(net.parameters(), lr=torch.tensor(1e-2))
@@ -247,7 +247,8 @@ def test_graphed_step_keeps_its_lr_tensor_when_a_schedule_replaces_it():
 
 
 def test_cuda_graphs_setting_is_checked_and_means_nothing_off_cuda():
-    from extract.common import ZsgmError, cuda_graphs_wanted
+    from extract.errors import ZsgmError
+    from extract.training import cuda_graphs_wanted
 
     assert cuda_graphs_wanted("auto", "cuda", "x") and cuda_graphs_wanted(True, "cuda:0", "x")
     assert not cuda_graphs_wanted("auto", "cpu", "x") and not cuda_graphs_wanted(False, "cuda", "x")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from evaluate.tables import BEST, SECOND, TableSpec, build_table, to_csv, to_latex, to_markdown
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from pipelines.grid import load_experiment
 
 

@@ -103,7 +103,7 @@ def test_csv_and_latex() -> None:
 
 
 def test_table_spec_rejects_unknown_keys() -> None:
-    from extract.common import ZsgmError
+    from extract.errors import ZsgmError
 
     with pytest.raises(ZsgmError, match="unknown key"):
         TableSpec.from_dict({"name": "x", "colums": ["dataset"]})

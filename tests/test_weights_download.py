@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import save_file
 
 from extract import backbones, weights
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from pipelines.cli import main
 
 

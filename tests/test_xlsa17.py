@@ -6,7 +6,7 @@ import pytest
 import scipy.io as sio
 import torch
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.featureset import FeatureSet, fit_normaliser
 from extract.specs import DATASETS
 from extract.xlsa17 import from_xlsa17, read_split_file, to_xlsa17

@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.featureset import check_splits
 from extract.specs import DatasetSpec
 from extract.xlsa17 import from_xlsa17, read_features_file, read_split_file

@@ -6,7 +6,7 @@ means the same whatever the number of classes (validation and test problems diff
 """
 from __future__ import annotations
 
-from extract.common import Registry
+from extract.registry import Registry
 
 CLASSIFIERS = Registry("classifier")
 register = CLASSIFIERS.register

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extract.common import adam, cuda_graphs_wanted, train_minibatch
+from extract.training import adam, cuda_graphs_wanted, train_minibatch
 
 from evaluate.classifiers import register
 

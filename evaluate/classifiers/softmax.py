@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from extract.common import adam, cuda_graphs_wanted, train_minibatch
+from extract.training import adam, cuda_graphs_wanted, train_minibatch
 
 from evaluate.classifiers import register
 

@@ -11,7 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from extract.common import ZsgmError, log
+from extract.errors import ZsgmError
+from extract.logs import log
 from extract.layouts import apy, awa, cub, flo, sun
 from extract.layouts.base import RawDataset, Record, check_alignment, keep_present, seen_from_lists, val_classes_for
 from extract.specs import get_spec

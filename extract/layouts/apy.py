@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.layouts.base import Record, first_existing, read_lines
 from extract.specs import DatasetSpec
 from extract.xlsa17 import SplitFile

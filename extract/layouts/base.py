@@ -12,7 +12,8 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.common import ZsgmError, stable_hash
+from extract.errors import ZsgmError
+from extract.files import stable_hash
 from extract.specs import DatasetSpec
 from extract.xlsa17 import SplitFile, class_list_dir, validation_classes
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.layouts.base import Record, first_existing, read_lines
 from extract.specs import DatasetSpec
 from extract.xlsa17 import SplitFile

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import scipy.io as sio
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.layouts.base import Record
 from extract.specs import DatasetSpec
 from extract.xlsa17 import SplitFile

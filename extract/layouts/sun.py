@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from extract.layouts.base import Record, first_existing
 from extract.layouts.folders import images_in, scan_class_folders
 from extract.specs import DatasetSpec

@@ -54,7 +54,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from extract.common import ZsgmError
+from extract.errors import ZsgmError
 from generate.families.gan_losses import LogitGAN
 from generate.registry import register
 

@@ -36,7 +36,8 @@ def run(args: argparse.Namespace) -> int:
     import json
 
     from extract import datacheck
-    from extract.common import ZsgmError, show_progress
+    from extract.errors import ZsgmError
+    from extract.logs import show_progress
     from extract.specs import get_spec
 
     names = [get_spec(n).name for n in args.datasets]  # unknown names fail before anything is fetched

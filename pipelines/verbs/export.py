@@ -18,7 +18,7 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from extract.common import ZsgmError
+    from extract.errors import ZsgmError
     from extract.featureset import FeatureSet
     from extract.xlsa17 import export_locations, to_xlsa17
 

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     from pipelines.params import check_extract_args
 
     check_extract_args(args)  # every number and the device, before an image is listed or a model built
-    from extract.common import show_progress
+    from extract.logs import show_progress
     from extract.extractor import EngineConfig
     from extract.job import ExtractRequest, run as run_job
     from extract.scratch import ScratchConfig

@@ -52,7 +52,7 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from extract.common import show_progress
+    from extract.logs import show_progress
     from pipelines.gzsl import final_line, record_json, run_gzsl
 
     record = run_gzsl(config_from_args(args), progress=show_progress(not args.no_progress))

@@ -25,7 +25,7 @@ def run(args) -> int:
         if args.names:
             print("\n".join(list(DATASETS) + ["demo"]))
             return 0
-        from extract.common import data_root
+        from extract.project import data_root
         from extract.datacheck import check
 
         root = data_root(args.data_root)

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def find_record(records: list[dict], key: str, store: Path) -> dict:
     """The latest record whose id is ``key`` (or starts with it, when that is unique)."""
-    from extract.common import ZsgmError
+    from extract.errors import ZsgmError
 
     ids = list(dict.fromkeys(r["id"] for r in records if "id" in r))
     if key in ids:
@@ -56,7 +56,7 @@ def find_record(records: list[dict], key: str, store: Path) -> dict:
 def config_of(record: dict, data_root: str | None, device: str | None):
     """The record's RunConfig, with hyper-parameters pinned to the recorded ones where the
     shipped defaults have changed since (so that the rerun computes what the record computed)."""
-    from extract.common import ZsgmError
+    from extract.errors import ZsgmError
     from pipelines.config import RunConfig
     from pipelines.gzsl import resolve_hp
 
@@ -98,7 +98,9 @@ def compare(old: dict, new: dict, tolerance: float) -> dict[str, dict]:
 
 def run(args) -> int:
     from evaluate.records import append_record, default_store, read_records
-    from extract.common import ZsgmError, show_progress, versions
+    from extract.errors import ZsgmError
+    from extract.logs import show_progress
+    from extract.project import versions
     from pipelines.gzsl import run_gzsl
 
     store = Path(args.store) if args.store else default_store()

@@ -48,7 +48,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     from evaluate.records import default_store, finished_ids, read_records, results_dir
-    from extract.common import show_progress
+    from extract.logs import show_progress
     from pipelines.grid import load_experiment, parse_sets
     from pipelines.runner import make_executor, run_plan
 
@@ -58,7 +58,7 @@ def run(args) -> int:
             sets[key] = value
     plan = load_experiment(args.exp, seeds=args.seeds, sets=sets, gpus_per_cell=args.gpus_per_cell)
     if args.jobs < 1:
-        from extract.common import ZsgmError
+        from extract.errors import ZsgmError
 
         raise ZsgmError(f"--jobs must be >= 1, got {args.jobs}")
     if args.dry_run:
@@ -100,7 +100,7 @@ def dry_run_text(plan, done: set[str]) -> str:
 def write_tables(plan, records: list[dict], out: Path) -> list[str]:
     """Each table of the plan as .md, .csv and .tex under ``out``; returns the Markdown texts."""
     from evaluate.tables import build_table, to_csv, to_latex, to_markdown
-    from extract.common import atomic_write_text
+    from extract.files import atomic_write_text
     from pipelines.runner import plan_rows
 
     recs, missing, order = plan_rows(plan, records)

@@ -25,7 +25,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def _names(args: argparse.Namespace) -> list[str]:
     from extract import backbones
-    from extract.common import ZsgmError
+    from extract.errors import ZsgmError
 
     names = list(args.names)
     if getattr(args, "study", False) or (args.action == "list" and not names):
@@ -37,7 +37,7 @@ def _names(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from extract import backbones, weights
-    from extract.common import ZsgmError
+    from extract.errors import ZsgmError
 
     names = _names(args)
     for n in names:
