@@ -205,8 +205,8 @@ def _engine_timer(model: str, hp: dict, data, device: torch.device):
 def _reference_timer(model: str, hp: dict, prob_cpu, device: torch.device):
     from pipelines.reference import ReferenceGAN
 
-    tr = prob_cpu.train
-    gan = ReferenceGAN(model, hp, tr.features, tr.labels, prob_cpu.attributes, prob_cpu.seen, device)
+    gan = ReferenceGAN(model, hp, prob_cpu.train_features, prob_cpu.train_labels, prob_cpu.attributes, prob_cpu.seen,
+                       device)
     gan.train_iters(1)
 
     def timed(iters: int) -> float:
@@ -220,9 +220,9 @@ def _reference_timer(model: str, hp: dict, prob_cpu, device: torch.device):
 
 
 def bench_throughput(cfg: BenchConfig, budget: Budget, prob_cpu, device: torch.device, progress) -> list[dict]:
-    from generate.engine import TrainData
+    from pipelines.gzsl import train_data
 
-    data = TrainData(prob_cpu.train.features, prob_cpu.train.labels, prob_cpu.attributes).to(device)
+    data = train_data(prob_cpu).to(device)
     iters = budget.throughput_iters
     rows = []
     for model in cfg.models:
@@ -313,7 +313,7 @@ def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device
 
     hp = model_hp(model, budget)
     chp = budget.clf_hp.get(classifier, {})
-    out = reference_run(model, classifier, hp, budget.epochs, prob_cpu.train.features, prob_cpu.train.labels,
+    out = reference_run(model, classifier, hp, budget.epochs, prob_cpu.train_features, prob_cpu.train_labels,
                         prob_cpu.attributes, prob_cpu.seen, prob_cpu.unseen, prob_cpu.eval_seen,
                         prob_cpu.eval_unseen, device, clf_epochs=budget.ref_clf_epochs,
                         clf_batch_size=int(chp.get("batch_size", 256)), clf_hidden=int(chp.get("hidden", 1024)),
@@ -505,7 +505,7 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
 
     if {"pairs", "ttr", "throughput"} & set(cfg.sections):
         from extract.featureset import FeatureSet
-        from pipelines.gzsl import make_problem
+        from evaluate.scoring import make_problem
 
         fs = make_featureset(budget, cfg.seed)
         with tempfile.TemporaryDirectory(prefix="zsgm-bench-") as tmp:

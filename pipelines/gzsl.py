@@ -20,16 +20,18 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from evaluate.classifiers import CLASSIFIERS, build as build_classifier
-from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate, per_class_accuracy
+from evaluate import scoring
+from evaluate.classifiers import CLASSIFIERS
+from evaluate.metrics import GZSLResult, per_class_accuracy
 from evaluate.records import append_record, default_runs_dir, finite_record
+from evaluate.scoring import Problem, Scores, make_problem, score
 from evaluate.selection import validation_split
 from extract.device import pick_device
 from extract.errors import ZsgmError
 from extract.files import atomic_path, atomic_write_json, stable_hash
 from extract.project import PROJECT_ROOT, versions
 from extract.rng import seed_everything
-from extract.featureset import FeatureSet, fit_normaliser
+from extract.featureset import FeatureSet
 from generate.engine import Engine, TrainData
 from generate.registry import get as get_model
 from pipelines.config import CONFIG_DIR, RunConfig, load_yaml, model_defaults
@@ -153,80 +155,24 @@ def describe_budget(cfg: RunConfig, hp: dict) -> str:
 
 
 # ---------------------------------------------------------------- one training + evaluation
-@dataclass
-class Problem:
-    """A GZSL problem in normalised feature space: what to train on and what to score."""
-    train: TrainData                # real training features (the generator's data)
-    attributes: torch.Tensor        # [C, A] every class
-    seen: torch.Tensor              # seen (training) classes
-    unseen: torch.Tensor            # classes to synthesise
-    eval_seen: tuple[torch.Tensor, torch.Tensor]
-    eval_unseen: tuple[torch.Tensor, torch.Tensor]
-    classes: torch.Tensor = field(default=None)  # the classes of this problem's universe
-
-
-def make_problem(fs: FeatureSet, train_idx, seen, unseen, eval_seen_idx, eval_unseen_idx, normalise: str,
-                 device: torch.device) -> Problem:
-    x_train, y_train = fs.take(train_idx)
-    norm = fit_normaliser(x_train, normalise)
-    att = fs.attributes.float().to(device)
-
-    def part(idx):
-        x, y = fs.take(idx)
-        return norm(x).to(device), y.to(device)
-
-    return Problem(TrainData(norm(x_train).to(device), y_train.to(device), att), att, seen.to(device),
-                   unseen.to(device), part(eval_seen_idx), part(eval_unseen_idx),
-                   torch.cat([seen, unseen]).to(device))
-
-
-@dataclass
-class Scores:
-    seen: torch.Tensor
-    unseen: torch.Tensor
-    seen_mask: torch.Tensor
-    synth_std: float
+def train_data(prob: Problem) -> TrainData:
+    """The generator's training data: the problem's real training features."""
+    return TrainData(prob.train_features, prob.train_labels, prob.attributes)
 
 
 def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict, clf_options: dict | None = None) -> Scores:
-    """Synthesise the unseen classes, train the final classifier, score the evaluation images.
-
-    Scores are restricted to the problem's classes (others get -inf) so that validation
-    problems never predict a test-unseen class.
-    """
-    n_all = prob.attributes.shape[0]
-    xs, ys = [prob.train.features], [prob.train.labels]
-    synth_std = float("nan")
-    if engine.family.synthesizes and len(prob.unseen):
-        fake = engine.synthesize(prob.attributes[prob.unseen], int(hp["n_synth"]),
-                                 float(hp["noise_unseen"]) if cfg.noise else 0.0, float(hp["noise_fraction"]))
-        xs.append(fake)
-        ys.append(prob.unseen.repeat_interleave(int(hp["n_synth"])))
-        synth_std = float(fake.std(0).mean())
-    x, y = torch.cat(xs), torch.cat(ys)
-    seen_mask = torch.zeros(n_all, dtype=torch.bool, device=x.device)
-    seen_mask[prob.seen] = True
-    # Classifiers work in the problem's own class indices 0..k-1.
-    local = torch.full((n_all,), -1, dtype=torch.long, device=x.device)
-    local[prob.classes] = torch.arange(len(prob.classes), device=x.device)
+    """evaluate's scorer (``evaluate.scoring.classify``) with this run's engine as the synthesiser of
+    the unseen classes and its classifier options (the first candidate unless ``clf_options``)."""
     options = clf_candidates(hp)[0] if clf_options is None else clf_options
-    clf = build_classifier(cfg.classifier, options, device=x.device)
-    clf.fit(x, local[y], len(prob.classes), prob.attributes[prob.classes], seen_mask[prob.classes])
+    if not engine.family.synthesizes:
+        return scoring.classify(prob, cfg.classifier, options)
+    noise = float(hp["noise_unseen"]) if cfg.noise else 0.0
+    fraction = float(hp["noise_fraction"])
 
-    def full(xe):
-        out = torch.full((xe.shape[0], n_all), float("-inf"), device=xe.device)
-        out[:, prob.classes] = clf.scores(xe)
-        return out
+    def synthesize(att: torch.Tensor, n: int) -> torch.Tensor:
+        return engine.synthesize(att, n, noise, fraction)
 
-    return Scores(full(prob.eval_seen[0]), full(prob.eval_unseen[0]), seen_mask, synth_std)
-
-
-def score(s: Scores, prob: Problem, gamma: float | None) -> tuple[float, GZSLResult]:
-    """With ``gamma`` None the best calibration of the grid is chosen on these very scores."""
-    args = (s.seen, prob.eval_seen[1], s.unseen, prob.eval_unseen[1], s.seen_mask)
-    if gamma is None:
-        return best_gamma(*args)
-    return gamma, gzsl_evaluate(*args, gamma=gamma)
+    return scoring.classify(prob, cfg.classifier, options, synthesize, int(hp["n_synth"]))
 
 
 # ---------------------------------------------------------------- the run
@@ -250,7 +196,7 @@ def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: i
     returns the engine and the best evaluation (epoch, γ, metrics). With ``evaluate`` False
     (a retraining on trainval, a fixed budget) nothing is scored during training: no test
     image is looked at before the one final evaluation, and no early stop can read it."""
-    engine = Engine(cfg.model, prob.train.features.shape[1], prob.attributes.shape[1], hp, device)
+    engine = Engine(cfg.model, prob.train_features.shape[1], prob.attributes.shape[1], hp, device)
     engine.resume(ckpt)
     best: dict = {}
     for h in engine.history:  # a resumed run recovers its selection state from the history
@@ -278,7 +224,7 @@ def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: i
             out["stop"] = True
         return out
 
-    engine.fit(prob.train, epochs, on_epoch if evaluate else None, checkpoint=ckpt, progress=progress, desc=desc)
+    engine.fit(train_data(prob), epochs, on_epoch if evaluate else None, checkpoint=ckpt, progress=progress, desc=desc)
     return engine, best
 
 

@@ -282,10 +282,10 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
 
     orig_classify = gzsl.classify
 
-    def classify(engine, prob, cfg, hp):
+    def classify(engine, prob, cfg, hp, *options):
         on_test = bool(set(prob.eval_unseen[1].tolist()) & set(fs.labels[fs.test_unseen_loc].tolist()))
         events.append(("classify", "test" if on_test else "val", engine.epoch))
-        return orig_classify(engine, prob, cfg, hp)
+        return orig_classify(engine, prob, cfg, hp, *options)
 
     monkeypatch.setattr(FeatureSet, "take", take)
     monkeypatch.setattr(gzsl, "_train_and_select", select)
@@ -317,7 +317,7 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
 # ---------------------------------------------------------------- the bench smoke
 def test_the_reference_loop_is_seeded_so_repeats_differ_only_in_time():
     from pipelines.bench import BUDGETS, _run_reference, make_featureset
-    from pipelines.gzsl import make_problem
+    from evaluate.scoring import make_problem
 
     budget = BUDGETS["quick"]
     fs = make_featureset(budget, seed=0)

@@ -23,9 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from evaluate.classifiers.prototype import PrototypeClassifier  # noqa: E402
 from evaluate.metrics import best_gamma, gzsl_evaluate  # noqa: E402
-from generate.engine import Engine  # noqa: E402
+from evaluate.scoring import make_problem  # noqa: E402
+from generate.engine import Engine, TrainData  # noqa: E402
 from pipelines.bench import BUDGETS, make_featureset, model_hp  # noqa: E402
-from pipelines.gzsl import make_problem  # noqa: E402
 
 
 def main(specs: list[str], device: torch.device) -> None:
@@ -35,11 +35,11 @@ def main(specs: list[str], device: torch.device) -> None:
     hp = {**model_hp("cramer", BUDGETS["cpu"]), "n_synth": 400}
     torch.manual_seed(0)
     eng = Engine("cramer", fs.feature_dim, prob.attributes.shape[1], hp, device)
-    eng.fit(prob.train, 5, progress=False)
+    eng.fit(TrainData(prob.train_features, prob.train_labels, prob.attributes), 5, progress=False)
     n = int(hp["n_synth"])
     fake = eng.synthesize(prob.attributes[prob.unseen], n, float(hp["noise_unseen"]), float(hp["noise_fraction"]))
-    x = torch.cat([prob.train.features, fake])
-    y = torch.cat([prob.train.labels, prob.unseen.repeat_interleave(n)])
+    x = torch.cat([prob.train_features, fake])
+    y = torch.cat([prob.train_labels, prob.unseen.repeat_interleave(n)])
     n_all = prob.attributes.shape[0]
     local = torch.full((n_all,), -1, dtype=torch.long, device=device)
     local[prob.classes] = torch.arange(len(prob.classes))
