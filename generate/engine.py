@@ -9,7 +9,6 @@ epoch callback, which ``pipelines`` wires to evaluate's validation scorer.
 from __future__ import annotations
 
 import contextlib
-import copy
 import math
 import time
 from dataclasses import dataclass
@@ -360,10 +359,6 @@ class Engine:
             "seen_clf": self.seen_clf.state_dict() if self.seen_clf is not None else None,
             "class_map": self.class_map, "att_scale": self.att_scale, "rng": rng_state(),
         }
-
-    def generator_snapshot(self) -> dict:
-        """A copy of the generator's weights (what model selection keeps of a good epoch)."""
-        return copy.deepcopy(self.family.state_dict())
 
     def load_state_dict(self, state: dict) -> None:
         if state["model"] != self.model:

@@ -12,8 +12,9 @@ CLASSIFIERS = Registry("classifier")
 register = CLASSIFIERS.register
 
 
-def build(name: str, hp: dict | None = None, device=None):
-    return CLASSIFIERS.get_entry(name).cls(**(hp or {}), device=device)
+def build(name: str, hp: dict | None = None):
+    """Classifier ``name`` with options ``hp``; it trains on the device of the features it is fit on."""
+    return CLASSIFIERS.get_entry(name).cls(**(hp or {}))
 
 
 from evaluate.classifiers import knn, prototype, softmax  # noqa: E402,F401  (registration)

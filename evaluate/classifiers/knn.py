@@ -10,7 +10,7 @@ from evaluate.classifiers import register
 
 @register("knn", "k nearest neighbours (cosine) over real seen + synthetic unseen features")
 class KNNClassifier:
-    def __init__(self, k: int = 20, chunk: int = 2048, device=None):
+    def __init__(self, k: int = 20, chunk: int = 2048):
         self.k, self.chunk = k, chunk
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes=None, seen_mask=None):

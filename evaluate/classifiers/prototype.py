@@ -43,7 +43,7 @@ class PrototypeNet(nn.Module):
 class PrototypeClassifier:
     def __init__(self, epochs: int = 50, lr: float = 5e-4, weight_decay: float = 1e-4, hidden: int = 1024,
                  scale: float = 20.0, batch_size: int = 1024, lr_step: int = 25, seen_scale: float = 1.0,
-                 min_steps: int = 600, cuda_graphs: str = "auto", device=None):
+                 min_steps: int = 600, cuda_graphs: str = "auto"):
         self.epochs, self.lr, self.wd, self.hidden = epochs, lr, weight_decay, hidden
         self.scale, self.batch_size, self.lr_step, self.seen_scale = scale, batch_size, lr_step, seen_scale
         self.min_steps, self.cuda_graphs = min_steps, cuda_graphs

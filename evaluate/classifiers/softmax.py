@@ -12,7 +12,7 @@ from evaluate.classifiers import register
 @register("softmax", "linear softmax over all classes on real seen + synthetic unseen features (f-CLSWGAN)")
 class SoftmaxClassifier:
     def __init__(self, epochs: int = 25, lr: float = 1e-3, batch_size: int = 256, min_steps: int = 600,
-                 cuda_graphs: str = "auto", device=None):
+                 cuda_graphs: str = "auto"):
         self.epochs, self.lr, self.batch_size, self.min_steps = epochs, lr, batch_size, min_steps
         self.cuda_graphs = cuda_graphs
 
