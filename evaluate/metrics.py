@@ -79,16 +79,30 @@ def gamma_grid(scores_seen: torch.Tensor, scores_unseen: torch.Tensor, seen_mask
     return torch.cat([torch.zeros(1), torch.quantile(margin, torch.linspace(0.01, 0.99, points))])
 
 
+CALIBRATION_RULES = ("max_h", "balance")
+
+
 def best_gamma(scores_seen: torch.Tensor, labels_seen: torch.Tensor, scores_unseen: torch.Tensor,
-               labels_unseen: torch.Tensor, seen_mask: torch.Tensor, grid: torch.Tensor | None = None
-               ) -> tuple[float, GZSLResult]:
-    """The calibration γ of ``grid`` (default: ``gamma_grid`` of these scores) with the best H;
-    ties go to the γ closest to 0."""
+               labels_unseen: torch.Tensor, seen_mask: torch.Tensor, grid: torch.Tensor | None = None,
+               rule: str = "max_h") -> tuple[float, GZSLResult]:
+    """The calibration γ of ``grid`` (default: ``gamma_grid`` of these scores) chosen by ``rule``:
+    ``max_h`` the best H, ``balance`` the smallest |U − S| (ties: the better H). Ties then go to
+    the γ closest to 0."""
+    if rule not in CALIBRATION_RULES:
+        raise ValueError(f"calibration rule '{rule}' unknown; use one of {', '.join(CALIBRATION_RULES)}")
     if grid is None:
         grid = gamma_grid(scores_seen, scores_unseen, seen_mask)
+
+    def better(res: GZSLResult, than: GZSLResult) -> bool:
+        if rule == "balance":
+            gap, old = abs(res.U - res.S), abs(than.U - than.S)
+            if abs(gap - old) > 1e-9:
+                return gap < old
+        return res.H > than.H + 1e-9
+
     best = None
     for g in sorted(grid.tolist(), key=abs):
         res = gzsl_evaluate(scores_seen, labels_seen, scores_unseen, labels_unseen, seen_mask, g)
-        if best is None or res.H > best[1].H + 1e-9:
+        if best is None or better(res, best[1]):
             best = (g, res)
     return best

@@ -90,9 +90,9 @@ def classify(prob: Problem, classifier: str, options: dict, synthesize: Synthesi
     return Scores(full(prob.eval_seen[0]), full(prob.eval_unseen[0]), seen_mask, synth_std)
 
 
-def score(s: Scores, prob: Problem, gamma: float | None) -> tuple[float, GZSLResult]:
-    """With ``gamma`` None the best calibration of the grid is chosen on these very scores."""
+def score(s: Scores, prob: Problem, gamma: float | None, rule: str = "max_h") -> tuple[float, GZSLResult]:
+    """With ``gamma`` None the calibration of the grid is chosen on these very scores by ``rule``."""
     args = (s.seen, prob.eval_seen[1], s.unseen, prob.eval_unseen[1], s.seen_mask)
     if gamma is None:
-        return best_gamma(*args)
+        return best_gamma(*args, rule=rule)
     return gamma, gzsl_evaluate(*args, gamma=gamma)

@@ -212,7 +212,7 @@ def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: i
         here = None  # the best classifier setting at this epoch
         for options in clf_candidates(hp):
             s = classify(eng, prob, cfg, hp, options)
-            gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)))
+            gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)), hp["calibration"])
             if here is None or res.H > here[1].H:
                 here = (gamma, res, s, options)
         gamma, res, s, options = here

@@ -130,6 +130,7 @@ HP: dict[str, Param] = {
     # attribute noise and synthesis
     "noise_train": NONNEG, "noise_relative": BOOL, "noise_seen": NONNEG, "noise_unseen": NONNEG,
     "noise_fraction": FRACTION, "n_synth": Int(1), "collapse_threshold": Float(0, 100),
+    "calibration": Choice("max_h", "balance"),
     # speed options
     "amp": Choice("off", "bf16", False, True), "compile": BOOL, "cuda_graphs": SWITCH,
     # family-specific

@@ -118,3 +118,21 @@ def test_selection_evidence_is_kept(tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2]
     assert all({"eval_U", "eval_S", "eval_H", "eval_gamma", "loss_generator"} <= set(h) for h in hist)
     assert rec["budget"] and rec["hp"]["budget"] == rec["budget"]
+
+
+def test_the_balance_rule_picks_the_gamma_where_u_meets_s():
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(80, 8, generator=g)
+    labels = torch.arange(80) % 8
+    logits[torch.arange(80), labels] += 1.5
+    logits[:, :4] += 2.0
+    seen_mask = torch.arange(8) < 4
+    s, is_seen = torch.log_softmax(logits, 1), labels < 4
+    args = (s[is_seen], labels[is_seen], s[~is_seen], labels[~is_seen], seen_mask)
+    grid = gamma_grid(s[is_seen], s[~is_seen], seen_mask)
+    gaps = [abs(r.U - r.S) for r in (gzsl_evaluate(*args, gamma=float(x)) for x in grid)]
+    _, bal = best_gamma(*args, rule="balance")
+    _, top = best_gamma(*args, rule="max_h")
+    assert abs(bal.U - bal.S) == pytest.approx(min(gaps)) and top.H >= bal.H
+    with pytest.raises(ValueError, match="calibration rule"):
+        best_gamma(*args, rule="nosuch")
