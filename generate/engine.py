@@ -137,9 +137,10 @@ class Engine:
         y = data.labels[idx]
         return data.features[idx], data.attributes[y], y
 
-    def _prepare_regulariser(self, data: TrainData) -> None:
+    def prepare_regulariser(self, data: TrainData) -> None:
         """f-CLSWGAN: a softmax classifier pre-trained on the real training classes, frozen,
-        whose cross-entropy on generated features is added to the generator loss."""
+        whose cross-entropy on generated features is added to the generator loss. ``fit`` calls
+        it; a caller that drives ``train_epoch`` itself (a benchmark) calls it first. Once only."""
         if float(self.hp.get("cls_weight", 0)) <= 0 or self.seen_clf is not None:
             return
         classes = torch.unique(data.labels)
@@ -151,10 +152,12 @@ class Engine:
                                               graphs=self.graphs_wanted)
 
     # ------------------------------------------------------------ one epoch
-    def train_epoch(self, data: TrainData) -> dict:
+    def train_epoch(self, data: TrainData, steps: int | None = None) -> dict:
+        """One epoch of ``steps`` generator iterations (each after the critic steps); by default
+        ``hp.steps_per_epoch``, else one pass over ``data`` in batches."""
         hp = self.hp
         # Small datasets give few steps per pass; ``steps_per_epoch`` sets the budget explicitly.
-        n_iters = int(hp.get("steps_per_epoch") or max(1, data.features.shape[0] // int(hp["batch_size"])))
+        n_iters = int(steps or hp.get("steps_per_epoch") or max(1, data.features.shape[0] // int(hp["batch_size"])))
         critic_iters = int(hp.get("critic_iters", 5)) if self.family.adversarial else 0
         # Losses are summed as detached device tensors and read once per epoch: a float() per
         # step would force a host-device sync on every critic step of a GPU run.
@@ -295,7 +298,7 @@ class Engine:
             return self
         if self.stopped:
             return self  # resumed from a run that had stopped early: it stays stopped
-        self._prepare_regulariser(data)
+        self.prepare_regulariser(data)
         bar = tqdm(range(self.epoch, epochs), total=epochs, initial=self.epoch, disable=not progress,
                    desc=desc or self.model, unit="ep", leave=False)
         last_save = time.perf_counter()

@@ -188,14 +188,13 @@ def _engine_timer(model: str, hp: dict, data, device: torch.device):
     from generate.engine import Engine
 
     eng = Engine(model, data.features.shape[1], data.attributes.shape[1], {**hp, "steps_per_epoch": 5}, device)
-    eng._prepare_regulariser(data)
+    eng.prepare_regulariser(data)
     eng.train_epoch(data)  # warm-up (allocator, kernels, compilation, CUDA graph capture)
 
     def timed(iters: int) -> float:
-        eng.hp["steps_per_epoch"] = iters
         _sync(device)
         t0 = time.perf_counter()
-        eng.train_epoch(data)
+        eng.train_epoch(data, steps=iters)
         _sync(device)
         return time.perf_counter() - t0
 
@@ -270,7 +269,7 @@ def bench_throughput(cfg: BenchConfig, budget: Budget, prob_cpu, device: torch.d
 def _run_ours(cfg: BenchConfig, budget: Budget, fs_path: Path, model: str, classifier: str, selection: str,
               device: torch.device, work: Path, tag: str, eval_every: int | None = None) -> dict:
     from pipelines.config import RunConfig
-    from pipelines.gzsl import run_gzsl
+    from pipelines.gzsl import run_gzsl, val_history
 
     # The compared runs train the budget's capped epochs; a time-to-result run trains what the
     # model would by default (the seed study's epochs at the seed budget).
@@ -288,8 +287,7 @@ def _run_ours(cfg: BenchConfig, budget: Budget, fs_path: Path, model: str, class
     wall = time.perf_counter() - t0
     out = {"seconds": wall, "H": rec["H"], "U": rec["U"], "S": rec["S"], "epochs": rec["epochs"]}
     if selection == "validation":
-        ck = runs_dir / rc.run_id() / "val_0.pt"
-        hist = torch.load(ck, map_location="cpu", weights_only=False)["history"] if ck.is_file() else []
+        hist = val_history(rc, runs_dir)
         out.update(time_to_h(hist))
         out["val_epochs"] = max((h["epoch"] for h in hist), default=0)
     return out

@@ -28,16 +28,17 @@ from evaluate.scoring import Problem, Scores, make_problem, score
 from evaluate.selection import validation_split
 from extract.device import pick_device
 from extract.errors import ZsgmError
+from extract.featureset import FeatureSet
 from extract.files import atomic_path, atomic_write_json, stable_hash
 from extract.project import PROJECT_ROOT, versions
 from extract.rng import seed_everything
-from extract.featureset import FeatureSet
 from generate.engine import Engine, TrainData
 from generate.registry import get as get_model
 from pipelines.config import CONFIG_DIR, RunConfig, load_yaml, model_defaults
 
 log = logging.getLogger("zsgm.gzsl")
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+VAL_HISTORY = "val_history.json"  # in runs/<id>/: the selection run's per-epoch history
 
 
 # ---------------------------------------------------------------- inputs
@@ -246,7 +247,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         log.warning("%s has no validation classes: running with selection 'fixed' (the configured %d epochs, "
                     "no search)", fs.dataset, hp["epochs"])
         selection = "fixed"
-    run_dir = Path(runs_dir or default_runs_dir()) / cfg.run_id()
+    run_dir = run_path(cfg, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     _drop_stale_checkpoints(run_dir, {"features": featureset_fingerprint(fs), "hp": hp, "selection": selection})
     seen, unseen = fs.seen_classes, fs.unseen_classes
@@ -305,6 +306,18 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     return record
 
 
+def run_path(cfg: RunConfig, runs_dir: Path | None = None) -> Path:
+    """``runs/<id>/``: the folder a run keeps its history, scores and checkpoints in."""
+    return Path(runs_dir or default_runs_dir()) / cfg.run_id()
+
+
+def val_history(cfg: RunConfig, runs_dir: Path | None = None) -> list[dict]:
+    """A finished run's selection history: per epoch the losses and the engine's wall time, on evaluated
+    epochs validation U / S / H / γ too (empty for a run without validation selection)."""
+    path = run_path(cfg, runs_dir) / VAL_HISTORY
+    return json.loads(path.read_text()) if path.is_file() else []
+
+
 def featureset_fingerprint(fs: FeatureSet) -> str:
     """A hash of every tensor of ``fs`` (cheap next to training): the same path may hold other features."""
     h = hashlib.sha256()
@@ -342,7 +355,7 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
         "weights_note": fs.meta.get("weights_note", ""),
         # A scratch backbone was trained on every trainval image, the validation classes too:
         # selection then treats classes the features were trained on as unseen (optimistic).
-        "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch",
+        "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch" and fs.meta.get("scratch_classes") != "train",
         "budget": hp.get("budget"), "normalise": cfg.feature_normalisation,
         "model": cfg.model, "classifier": cfg.classifier, "tricks": cfg.tricks, "seed": cfg.seed,
         "selection": selection, "U": round(r.U, 2), "S": round(r.S, 2), "H": round(r.H, 2),
@@ -359,7 +372,7 @@ def _save_run(run_dir: Path, record: dict, final: Attempt, fs: FeatureSet) -> No
     """history.json (per-epoch losses and evaluations), per_class.json, scores.safetensors."""
     atomic_write_json(run_dir / "history.json", final.engine.history)
     if final.val_history:  # the selection run's per-epoch losses and validation U/S/H
-        atomic_write_json(run_dir / "val_history.json", final.val_history)
+        atomic_write_json(run_dir / VAL_HISTORY, final.val_history)
     s, prob = final.scores, final.prob
     acc_s = per_class_accuracy((s.seen - final.gamma * s.seen_mask).argmax(1), prob.eval_seen[1])
     acc_u = per_class_accuracy((s.unseen - final.gamma * s.seen_mask).argmax(1), prob.eval_unseen[1])

@@ -34,7 +34,7 @@ def _engine(model: str, **hp) -> Engine:
 def test_every_trained_family_is_captured_and_learns_finite(model):
     data = _data()
     eng = _engine(model, steps_per_epoch=8)
-    eng._prepare_regulariser(data)
+    eng.prepare_regulariser(data)
     logs = [eng.train_epoch(data) for _ in range(3)]
     if MODELS[model].cls.graph_safe:
         assert eng.graphs and eng._graph is not None, f"{model}: not captured"
@@ -53,7 +53,7 @@ def test_graph_replay_matches_eager_training(model):
     graphed, eager = _engine(model, steps_per_epoch=6), _engine(model, steps_per_epoch=6, cuda_graphs="off")
     eager.family.load_state_dict(graphed.family.state_dict())
     for eng in (graphed, eager):
-        eng._prepare_regulariser(data)
+        eng.prepare_regulariser(data)
     eager.seen_clf.load_state_dict(graphed.seen_clf.state_dict())
     torch.cuda.manual_seed(123)
     graphed.train_epoch(data)
@@ -205,7 +205,7 @@ def test_graphed_seen_classifier_of_the_regulariser_predicts_as_the_eager_one():
     preds = {}
     for graphs in ("auto", "off"):
         eng = _engine("wgan", cls_weight=0.01, cls_pretrain_epochs=20, cuda_graphs=graphs)
-        eng._prepare_regulariser(data)
+        eng.prepare_regulariser(data)
         preds[graphs] = eng.seen_clf(data.features).argmax(1)
     mapped = eng.class_map[data.labels]
     agree = (preds["auto"] == preds["off"]).float().mean()
