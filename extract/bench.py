@@ -6,16 +6,14 @@ Also the per-image cost of each stage measured alone (decode, transform, forward
 decode-bound case shows as a decode share rather than hiding inside a ratio. Models are
 randomly initialised: timing does not depend on the weights.
 
-    python -m extract.bench [--backbones a,b] [--images 64] [--decode pil,gpu,gpu-inline] [--json]
+    zsgm bench --sections extraction [--backbones a,b] [--images N] [--decode pil,gpu,gpu-inline]
 
-On a GPU ``--decode pil,gpu,gpu-inline`` compares PIL in the workers with nvJPEG on the device
+(``pipelines/bench.py`` runs it and reports it as section e.) On a GPU ``pil,gpu,gpu-inline`` compares PIL in the workers with nvJPEG on the device
 (``extract.gpu_decode``), decoded ahead by a background thread or in the loop; there the decode
 time is that of one batched GPU decode and transform.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import tempfile
 import time
@@ -193,26 +191,3 @@ def decoder_label(row: dict) -> str:
         return row.get("decode", "pil")
     ahead = row.get("decode_ahead", 0)
     return f"gpu, {ahead} ahead" if ahead else "gpu, inline"
-
-
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m extract.bench", description=__doc__.split("\n\n")[0])
-    p.add_argument("--backbones", default=",".join(DEFAULT_BACKBONES))
-    p.add_argument("--images", type=int, default=64)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=-1)
-    p.add_argument("--fast-decode", action="store_true")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--decode", default="auto",
-                   help=f"{' | '.join(VARIANTS)}, or a comma-separated list to compare (gpu-inline: the GPU "
-                        f"decoder without its background thread)")
-    p.add_argument("--json", action="store_true")
-    a = p.parse_args(argv)
-    rows = run(a.backbones.split(","), a.images, a.batch_size, a.workers, a.fast_decode, a.device,
-               tuple(a.decode.split(",")))
-    print(json.dumps(rows, indent=2) if a.json else table(rows))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

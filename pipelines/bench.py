@@ -15,7 +15,8 @@ c. time to result — zsgm's honest default (validation selection, then retraini
    trainval, one test evaluation): full-run wall time and time-to-H, the training +
    evaluation time until validation H is within 1 point of its final value.
 d. the bundled demo end to end: ``make gzsl`` as a fresh process, start-up included.
-e. extraction throughput (``extract/bench.py``): pipeline vs bare forward.
+e. extraction throughput (``extract/bench.py``): pipeline vs bare forward (``--backbones``, ``--images``,
+   ``--decode`` choose what it times).
 
 Sections run in the order pairs (b), ttr (c), throughput (a), demo (d), extraction (e); the result
 files are rewritten after each, so that a run cut short keeps what it measured.
@@ -109,6 +110,9 @@ class BenchConfig:
     sections: tuple[str, ...] = ("pairs", "ttr", "throughput", "demo", "extraction")
     speed_options: bool = True        # measure the speed options: bf16 (CPU, CUDA); graphs off, compile (CUDA)
     clf_set: dict = field(default_factory=dict)  # final-classifier settings for zsgm's runs (not the reference's)
+    backbones: tuple[str, ...] = ()   # extraction: backbones to time (default: the budget's)
+    images: int | None = None         # extraction: images per backbone (default: the budget's)
+    decoders: tuple[str, ...] = ()    # extraction: decoder variants (default: pil, on CUDA also gpu and gpu-inline)
     out_dir: Path | None = None
     seed: int = 0
 
@@ -125,6 +129,10 @@ class BenchConfig:
             b.eval_every = int(self.eval_every)
         if self.ttr_epochs:
             b.ttr_epochs = int(self.ttr_epochs)
+        if self.backbones:
+            b.backbones = tuple(self.backbones)
+        if self.images:
+            b.images = int(self.images)
         return b
 
 
@@ -394,6 +402,14 @@ def _pair_row(model: str, clf: str, epochs: int, every: int, ours: list[dict], r
 
 
 # ---------------------------------------------------------------- e. extraction
+def check_decoders(decoders) -> None:
+    from extract.bench import VARIANTS
+
+    bad = [d for d in decoders if d not in VARIANTS]
+    if bad:
+        raise ZsgmError(f"--decode {','.join(bad)}: use some of {', '.join(VARIANTS)}")
+
+
 def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, progress) -> dict:
     try:
         from extract import bench as xb
@@ -407,7 +423,8 @@ def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, pro
             # the latter with and without its decode-ahead thread
             runs.append(xb.run(list(budget.backbones), n_images=budget.images,
                                batch_size=max(1, min(budget.extract_batch, budget.images // 2)), device=str(device),
-                               decoders=("pil", "gpu", "gpu-inline") if device.type == "cuda" else ("pil",)))
+                               decoders=tuple(cfg.decoders) or (("pil", "gpu", "gpu-inline") if device.type == "cuda"
+                                                                 else ("pil",))))
         except Exception as exc:  # e.g. a backbone timm cannot build offline
             log.warning("extraction bench failed: %s", exc)
             return {"status": f"failed: {type(exc).__name__}: {exc}", "rows": []}
@@ -472,6 +489,9 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
     unknown = set(cfg.sections) - set(SECTIONS)
     if unknown:
         raise ZsgmError(f"unknown bench section(s) {', '.join(sorted(unknown))}; use {', '.join(SECTIONS)}")
+    check_decoders(cfg.decoders)
+    if cfg.images is not None and cfg.images < 1:
+        raise ZsgmError(f"--images must be >= 1, got {cfg.images}")
     budget = cfg.resolve_budget(device)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()

@@ -50,3 +50,17 @@ def test_the_extraction_target_is_reported_per_backbone_with_its_best_decoder():
                              row("lite0", "pil", 0, 0.21), row("lite0", "gpu", 2, 0.6)])["extraction_90pct"]
     assert got["vit"] == {"ratio": 0.93, "decoder": "gpu, 2 ahead", "met": True}
     assert got["lite0"] == {"ratio": 0.6, "decoder": "gpu, 2 ahead", "met": False}
+
+
+def test_zsgm_bench_chooses_what_the_extraction_section_times(tmp_path):
+    """`zsgm bench --sections extraction --backbones --images --decode`: the one way in (no CLI of its own)."""
+    import torch
+
+    from extract.errors import ZsgmError
+    from pipelines.bench import BenchConfig, run_bench
+
+    budget = BenchConfig(backbones=("resnet10t",), images=8).resolve_budget(torch.device("cpu"))
+    assert budget.backbones == ("resnet10t",) and budget.images == 8
+    with pytest.raises(ZsgmError, match="--decode nvjpeg"):
+        run_bench(BenchConfig(device="cpu", sections=("extraction",), decoders=("nvjpeg",)))
+    assert not hasattr(bench, "main")

@@ -36,6 +36,12 @@ def add_arguments(p) -> None:
     p.add_argument("--clf-set", action="append", default=[], metavar="KEY=VALUE",
                    help="final-classifier setting for zsgm's runs, not the reference's (repeatable), "
                         "e.g. cuda_graphs=off")
+    p.add_argument("--backbones", default="", metavar="NAME[,NAME...]",
+                   help="extraction section: timm backbones to time (default: the budget's)")
+    p.add_argument("--images", type=int, help="extraction section: images per backbone (default: the budget's)")
+    p.add_argument("--decode", default="", metavar="D[,D...]",
+                   help="extraction section: decoders to compare, some of auto, pil, gpu, gpu-inline (the GPU "
+                        "decoder without its background thread); default pil, on CUDA pil,gpu,gpu-inline")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     p.add_argument("--out", help="output folder (default bench/results)")
     p.add_argument("--json", action="store_true", help="print the JSON instead of the Markdown")
@@ -62,6 +68,8 @@ def run(args) -> int:
                       classifiers=tuple(c for c in args.classifiers.split(",") if c),
                       sections=sections, speed_options=not args.no_speed_options,
                       clf_set=parse_sets(args.clf_set, "--clf-set"),
+                      backbones=tuple(b for b in args.backbones.split(",") if b), images=args.images,
+                      decoders=tuple(d for d in args.decode.split(",") if d),
                       out_dir=Path(args.out) if args.out else None)
     written: list = []
 
