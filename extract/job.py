@@ -54,8 +54,10 @@ class ExtractRequest:
         return "scratch" if self.scratch else "random" if self.random_init else "pretrained"
 
 
-def default_output(data: str, backbone: str, mode: str = "pretrained") -> Path:
+def default_output(data: str, backbone: str, mode: str = "pretrained", scratch_classes: str = "trainval") -> Path:
     suffix = {"pretrained": "", "scratch": "_scratch", "random": "_random"}[mode]
+    if mode == "scratch" and scratch_classes != "trainval":  # beside the default scratch cache, not over it
+        suffix += f"_{scratch_classes}"
     return PROJECT_ROOT / "data" / "features" / data.lower() / f"{backbone}{suffix}.safetensors"
 
 
@@ -95,6 +97,8 @@ def run(req: ExtractRequest) -> Path:
         raise ZsgmError(f"--dtype {req.dtype}: use one of {', '.join(DTYPES)}")
     if req.scratch and (req.weights or req.random_init):
         raise ZsgmError("--scratch trains its own weights; drop --weights / --random-init")
+    if req.train.classes != "trainval" and not req.scratch:
+        raise ZsgmError(f"--scratch-classes {req.train.classes} chooses what --scratch trains on; add --scratch")
     rank, world = _dist()
     device = pick_device(req.device)
     if device.type == "cuda" and world > 1:
@@ -102,6 +106,8 @@ def run(req: ExtractRequest) -> Path:
     arch, _ = backbones.split_name(req.backbone)
     backbones.check_name(arch)  # a typo in the name is reported before the dataset is looked for
     raw = open_root(req.data, req.data_root, req.classes)
+    if req.scratch:  # no validation classes for --scratch-classes train, or no class to train on: fail now
+        training.training_positions(raw, req.train.classes)
     resolved = None if req.scratch or req.random_init else wts.resolve(req.backbone, req.weights, req.offline)
     cfg_name = f"{arch}.{resolved.tag}" if resolved and resolved.tag else req.backbone
     torch.manual_seed(req.train.seed)  # --random-init gives the same weights every run
@@ -112,7 +118,7 @@ def run(req: ExtractRequest) -> Path:
         req.engine.draft = int(math.ceil(data_cfg["input_size"][-1] / data_cfg.get("crop_pct", 1.0)))
     # resolved before the provenance key: the decoder changes the pixels a little
     req.engine.decode = gpu_decode.resolve_decoder(req.engine.decode, device, req.engine.draft, transform)
-    out = Path(req.out) if req.out else default_output(req.data, arch, req.mode)
+    out = Path(req.out) if req.out else default_output(req.data, arch, req.mode, req.train.classes)
     weights_id = (resolved.sha256() if resolved else
                   f"scratch:{req.train.key()}" if req.scratch else f"random:seed{req.train.seed}")
     prov = {"dataset": raw.spec.name, "images": raw.image_list_hash(), "backbone": req.backbone,
@@ -120,6 +126,8 @@ def run(req: ExtractRequest) -> Path:
             "img_size": req.img_size, "mode": req.mode, "draft": req.engine.draft}
     if req.engine.decode != "pil":  # PIL-decoded caches keep the keys they had before the GPU decoder
         prov["decode"] = req.engine.decode
+    if req.scratch and req.train.classes != "trainval":  # cub and cub_sent share features only if they agree
+        prov["trained_classes"] = training.trained_classes(raw, req.train.classes)
     key = stable_hash(prov, 16)
     old = _existing_key(out)
     if old == key and not req.force:
@@ -168,7 +176,7 @@ def _same_images(raw, req: ExtractRequest, prov: dict, arch: str, out: Path) -> 
 
     for other in (s.name for s in DATASETS.values() if s.folder == raw.spec.folder and s.name != raw.spec.name):
         want = stable_hash({**prov, "dataset": other}, 16)
-        cands = [default_output(other, arch, req.mode)]
+        cands = [default_output(other, arch, req.mode, req.train.classes)]
         if out.parent.name == raw.spec.name:  # the data/features/<data>/ layout under another root
             cands.append(out.parent.parent / other / out.name)
         for cand in cands:
@@ -220,6 +228,12 @@ def _meta(raw, req: ExtractRequest, resolved, transform, data_cfg, key: str, got
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "dtype": req.dtype, "device": str(device),
         "decode": req.engine.decode,
         "scratch_config": json.dumps(req.train.__dict__) if req.scratch else "",
+        # which seen classes the scratch backbone saw: "trainval" (all, the validation classes too: validation
+        # selection is then optimistic) or "train" (the validation classes left out); and their names
+        "scratch_classes": req.train.classes if req.scratch else "",
+        "scratch_trained_classes": json.dumps([raw.class_names[c] for c in
+                                               training.trained_classes(raw, req.train.classes)])
+        if req.scratch else "",
         "skipped_images": json.dumps(sorted(files[i] for i in got.errors)),
         "skipped_reasons": json.dumps({files[i]: e for i, e in sorted(got.errors.items())}),
         "extract_seconds": f"{seconds:.2f}",

@@ -1,5 +1,9 @@
 """Train a backbone from scratch on the trainval images of the seen classes, and nothing else.
 
+``classes="train"`` narrows that to the xlsa17 *training* classes (the seen classes minus the
+validation classes, as ``RawDataset.val_classes`` gives them): features from such a backbone
+can be selected on validation without the backbone having seen the validation classes.
+
 The training set is built from ``trainval_loc`` alone and guarded: the image list refuses to
 open any other position, so a test image can never reach training. timm's
 ``create_optimizer_v2`` / ``create_scheduler_v2`` and ``create_transform(is_training=True)``
@@ -29,6 +33,9 @@ from extract.images import ImageList
 from extract.layouts.base import RawDataset
 
 TEST_SPLITS = ("test_seen_loc", "test_unseen_loc")
+# which seen classes the backbone trains on: all of them (trainval), or the training classes only
+# (trainval minus the validation classes: no leak into validation selection)
+SCRATCH_CLASSES = ("trainval", "train")
 
 
 @dataclass
@@ -44,20 +51,45 @@ class ScratchConfig:
     img_size: int | None = None
     seed: int = 0
     workers: int = -1
+    classes: str = "trainval"  # see SCRATCH_CLASSES
 
     def key(self) -> str:
-        return stable_hash({k: v for k, v in asdict(self).items() if k != "workers"})
+        # "classes" enters the key only when it is not the default, so existing caches keep their keys
+        return stable_hash({k: v for k, v in asdict(self).items()
+                            if k != "workers" and not (k == "classes" and v == "trainval")})
 
 
-def training_positions(raw: RawDataset) -> list[int]:
-    """Positions (in ``raw.records``) of the trainval images; asserts none is a test image."""
-    pos = [p for p, r in enumerate(raw.records) if raw.split_of(r.index) == "trainval_loc"]
+def excluded_classes(raw: RawDataset, which: str = "trainval") -> set[int]:
+    """xlsa17 classes kept out of the backbone's training set: none, or the validation classes."""
+    if which not in SCRATCH_CLASSES:
+        raise ZsgmError(f"--scratch-classes {which}: use one of {', '.join(SCRATCH_CLASSES)}")
+    if which == "trainval":
+        return set()
+    if raw.val_classes is None:
+        raise ZsgmError(f"{raw.folder}: --scratch-classes train needs the validation classes, and this root "
+                        f"has none (no val_loc in the split file, no valclasses1.txt beside it or in "
+                        f"xlsa17_classes/)")
+    return {int(c) for c in raw.val_classes}
+
+
+def trained_classes(raw: RawDataset, which: str = "trainval") -> list[int]:
+    """The xlsa17 classes the backbone is trained on (sorted)."""
+    return sorted({raw.records[p].cls for p in training_positions(raw, which)})
+
+
+def training_positions(raw: RawDataset, which: str = "trainval") -> list[int]:
+    """Positions (in ``raw.records``) of the trainval images (of the training classes only when
+    ``which`` is "train"); asserts none is a test image."""
+    skip = excluded_classes(raw, which)
+    pos = [p for p, r in enumerate(raw.records) if raw.split_of(r.index) == "trainval_loc" and r.cls not in skip]
     test = set(np.concatenate([raw.split.locs[k] for k in TEST_SPLITS]).tolist())  # checked straight on the file
     leaked = [raw.records[p].path for p in pos if raw.records[p].index in test]
     assert not leaked, f"test images in the training set: {leaked[:3]}"
     if not pos:
-        raise ZsgmError(f"{raw.folder}: no trainval images among the classes present; from-scratch training "
-                        f"needs at least one seen class")
+        raise ZsgmError(f"{raw.folder}: no trainval images among the classes present"
+                        + (" outside the validation classes" if skip else "")
+                        + "; from-scratch training needs at least one seen class"
+                        + (" that is not a validation class (or --scratch-classes trainval)" if skip else ""))
     return pos
 
 
@@ -66,8 +98,11 @@ def train(raw: RawDataset, backbone: str, cfg: ScratchConfig, work: Path, device
     """Train (or resume) and return the path of the trained weights (timm key layout)."""
     out = work / "scratch_weights.safetensors"
     ckpt_path = work / "scratch_checkpoint.pt"
-    pos = training_positions(raw)
+    pos = training_positions(raw, cfg.classes)
     classes = sorted({raw.records[p].cls for p in pos})
+    left_out = sorted(excluded_classes(raw, cfg.classes) & set(raw.classes))
+    log.info("scratch training on %d trainval images of %d classes (%s)%s", len(pos), len(classes), cfg.classes,
+             f"; the {len(left_out)} validation classes present are left out" if cfg.classes == "train" else "")
     remap = {c: j for j, c in enumerate(classes)}
     labels = torch.full((len(raw.records),), -1, dtype=torch.long)
     labels[pos] = torch.tensor([remap[raw.records[p].cls] for p in pos])

@@ -20,7 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scratch", action="store_true", help="train the backbone on the seen classes' trainval "
                                                           "images first, then extract with it")
     p.add_argument("--random-init", action="store_true", help="random weights (timing and plumbing only)")
-    p.add_argument("--out", help="output FeatureSet; default data/features/<data>/<backbone>[_scratch].safetensors")
+    p.add_argument("--out", help="output FeatureSet; default "
+                                 "data/features/<data>/<backbone>[_scratch[_train]].safetensors")
     p.add_argument("--img-size", type=int, help="input size (default: the backbone's pretrained config)")
     p.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="stored feature dtype")
     p.add_argument("--batch-size", type=int, default=32)
@@ -44,6 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--opt", default="adamw", help="timm optimizer name")
     g.add_argument("--sched", default="cosine", help="timm scheduler name")
     g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--scratch-classes", default="trainval", choices=["trainval", "train"],
+                   help="the seen classes the backbone trains on: trainval = all of them (the validation classes "
+                        "too, so validation selection on these features is optimistic; records say "
+                        "selection_saw_val_classes) or train = the xlsa17 training classes only (the validation "
+                        "classes left out: selection without leak)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         eng.draft = -1  # resolved to the transform's resize size by the job
     train = ScratchConfig(epochs=args.epochs, batch_size=args.train_batch_size, lr=args.lr,
                           weight_decay=args.weight_decay, opt=args.opt, sched=args.sched, seed=args.seed,
-                          img_size=args.img_size, workers=args.workers)
+                          img_size=args.img_size, workers=args.workers, classes=args.scratch_classes)
     req = ExtractRequest(data=args.data, backbone=args.backbone, data_root=args.data_root, weights=args.weights,
                          scratch=args.scratch, random_init=args.random_init, offline=args.offline, out=args.out, img_size=args.img_size,
                          dtype=args.dtype, force=args.force,
