@@ -18,7 +18,7 @@ from filelock import FileLock
 from extract.errors import ZsgmError
 from extract.project import PROJECT_ROOT
 
-# The fields every record carries (DESIGN.md, "Records").
+# The fields every record carries (ARCHITECTURE.md, "Records").
 FIELDS = ("id", "dataset", "backbone", "pretrained", "model", "classifier", "tricks", "seed", "selection",
           "U", "S", "H", "zsl", "epochs", "seconds", "n_classes", "started", "versions", "config")
 
