@@ -136,3 +136,15 @@ def test_the_balance_rule_picks_the_gamma_where_u_meets_s():
     assert abs(bal.U - bal.S) == pytest.approx(min(gaps)) and top.H >= bal.H
     with pytest.raises(ValueError, match="calibration rule"):
         best_gamma(*args, rule="nosuch")
+
+
+def test_a_retraining_that_blows_up_is_caught():
+    """A retraining's losses far beyond its selection run's (a critic loss from ~0.1 to 538, as seen
+    on CUB-50) count as a divergence; ordinary drift does not."""
+    ref = [{"epoch": e, "loss_critic": c, "generator_cls": 3.4, "eval_H": 60.0, "seconds": 99.0}
+           for e, c in enumerate([0.22, -0.09, -0.07, -0.04], 1)]
+    calm = [{"epoch": e, "loss_critic": c, "generator_cls": 3.3, "seconds": 500.0}
+            for e, c in enumerate([0.11, -0.3, 2.5, -0.1], 1)]
+    assert gzsl.diverged(ref, calm) is None
+    assert "loss_critic 537.6 at epoch 3" in gzsl.diverged(ref, [*calm[:2], {"epoch": 3, "loss_critic": 537.57}])
+    assert "generator_cls nan" in gzsl.diverged(ref, [{"epoch": 1, "generator_cls": float("nan")}])
