@@ -44,6 +44,7 @@ class QualityRequest:
     jobs: int = 1
     store: str | None = None                             # default quality/results/<date>.jsonl
     out: str | None = None                               # default quality/results/<date>.md
+    run: bool = True                                     # False: render the report from the stored records only
 
 
 def suite() -> dict:
@@ -133,8 +134,8 @@ def run(req: QualityRequest) -> dict:
     store = Path(req.store or RESULTS / f"{today}.jsonl")
     store.parent.mkdir(parents=True, exist_ok=True)
     log.info("quality suite: %d run(s), budget '%s', store %s", len(the_plan.cells), budget, store)
-    summary = run_plan(the_plan, LocalExecutor(req.jobs), store=store)
-    by_id = {r["id"]: r for r in read_records(store) if r.get("status") == "ok"}
+    summary = run_plan(the_plan, LocalExecutor(req.jobs), store=store) if req.run else None
+    by_id = {r["id"]: r for r in read_records(store) if r.get("status") == "ok"}  # the latest of each id
     rows = []
     for cell in the_plan.cells:
         rec = by_id.get(cell.id)
@@ -142,7 +143,8 @@ def run(req: QualityRequest) -> dict:
             rows.append({**cell.labels, **{k: rec.get(k) for k in (*METRICS, "selection", "seed", "seconds",
                                                                    "epochs", "gamma", "reseeds", "n_classes")}})
     report = summarise(rows, spec, budget)
-    report.update(date=today, store=str(store), runs=summary.line(), errors=summary.errors)
+    report.update(date=today, store=str(store), runs=summary.line() if summary else "none (report only)",
+                  errors=summary.errors if summary else {})
     out = Path(req.out or RESULTS / f"{today}.md")
     atomic_write_text(out, to_markdown(report))
     atomic_write_json(out.with_suffix(".json"), report)

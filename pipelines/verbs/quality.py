@@ -21,6 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("--jobs", type=int, default=1, help="local worker processes (one torch thread each)")
     p.add_argument("--store", help="records file (default quality/results/<date>.jsonl: resumes the same day)")
     p.add_argument("--out", help="report file (default quality/results/<date>.md)")
+    p.add_argument("--no-run", action="store_true", help="render the report from the stored records only")
     p.add_argument("--json", action="store_true", help="print the report as JSON")
 
 
@@ -32,7 +33,7 @@ def run(args) -> int:
         features=args.features, seeds=args.seeds, budget=args.budget,
         configurations=split(args.configurations) if args.configurations else None,
         selections=tuple(split(args.selections)), staged=not args.no_staged, demo=not args.no_demo,
-        device=args.device, jobs=args.jobs, store=args.store, out=args.out))
+        device=args.device, jobs=args.jobs, store=args.store, out=args.out, run=not args.no_run))
     print(json.dumps(report, indent=1) if args.json else to_markdown(report))
     print(f"written to {report['markdown']}")
     return 0
