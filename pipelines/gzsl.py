@@ -319,8 +319,8 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine, val_history))
         if not collapsed:
             break
-        log.warning("run collapsed (validation U %.2f%%, S %.2f%%) with seed %d; re-seeding", val.get("U", 0.0),
-                    val.get("S", 0.0), seed)
+        log.warning("seed %d: collapsed (validation U %.2f%%, S %.2f%%) or its retraining diverged; re-seeding",
+                    seed, val.get("U", 0.0), val.get("S", 0.0))
     final = attempts[-1]
     record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, hp))
     _save_run(run_dir, record, final, fs)
