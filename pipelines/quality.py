@@ -143,7 +143,8 @@ def run(req: QualityRequest) -> dict:
             rows.append({**cell.labels, **{k: rec.get(k) for k in (*METRICS, "selection", "seed", "seconds",
                                                                    "epochs", "gamma", "reseeds", "n_classes")}})
     report = summarise(rows, spec, budget)
-    report.update(date=today, store=str(store), runs=summary.line() if summary else "none (report only)",
+    shown = store.resolve().relative_to(PROJECT_ROOT) if store.resolve().is_relative_to(PROJECT_ROOT) else store
+    report.update(date=today, store=str(shown), runs=summary.line() if summary else "none (report only)",
                   errors=summary.errors if summary else {})
     out = Path(req.out or RESULTS / f"{today}.md")
     atomic_write_text(out, to_markdown(report))
