@@ -411,7 +411,8 @@ def extraction_missing(params: dict) -> list[str]:
     if not params["scratch"]:
         from extract import weights
 
-        if weights.available(params["backbone"]) is None:
+        # Online, timm downloads what is not local; only an offline machine lacks it.
+        if weights.offline() and weights.available(params["backbone"]) is None:
             missing.append(f"weights {_rel(weights.expected_files(params['backbone'])[0])}")
     return missing
 

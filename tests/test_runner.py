@@ -180,6 +180,13 @@ def test_dry_run_lists_missing_inputs(results: Path, capsys, monkeypatch, tmp_pa
     scratch = next(x for x in out.splitlines() if "extract convnext_tiny (scratch) on awa2" in x)
     assert "images" in scratch and "weights" not in scratch.split("n/a")[1]
     assert not (results / "runs.jsonl").exists()
+    # Online, timm would download the checkpoint: only the images are missing.
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    assert main(["tables", "--exp", "backbones", "--seeds", "1", "--dry-run",
+                 "--set", "data_root=" + str(tmp_path / "nowhere")]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if "extract convnext_tiny on awa2" in x)
+    assert "n/a (missing images" in line and "weights" not in line.split("n/a")[1]
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
     # A table of a grid without inputs shows why instead of failing.
     assert main(["tables", "--exp", "models", "--seeds", "1", "--no-plots",
