@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from evaluate.ausuc import SeenUnseenCurve
+from evaluate.selection import loss_keys
 from evaluate.tables import Table, row_label
 from extract.errors import ZsgmError
 from extract.files import atomic_path
@@ -102,9 +103,7 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 5.5, 3.6), squeeze=False)
     left, right = axes[0][0], (axes[0][1] if evals else None)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
-    skip = {"epoch", "seconds", "time", "wall", "stop", "lr"}  # clocks and flags, not losses
-    losses = sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float)) and k not in skip
-                     and not k.startswith("eval_")})
+    losses = loss_keys(list(history))
     for k in losses:
         pts = [(e, h[k]) for e, h in zip(epochs, history) if isinstance(h.get(k), (int, float))]
         left.plot(*zip(*pts), label=k, marker="." if len(pts) < 30 else None)

@@ -47,3 +47,25 @@ def validation_split(fs: FeatureSet, seed: int, holdout: float = 0.2) -> Validat
         fit.append(idx[k:])
     return ValidationSplit(torch.sort(torch.cat(fit)).values, torch.sort(torch.cat(held)).values,
                            tv[is_val], train_classes, val_classes)
+
+
+# History fields that are clocks and flags, not losses.
+NOT_LOSSES = frozenset({"epoch", "seconds", "time", "wall", "stop", "lr"})
+
+
+def loss_keys(history: list[dict]) -> list[str]:
+    """The losses an engine history logged per epoch (not clocks, flags or ``eval_*`` metrics)."""
+    return sorted({k for h in history for k, v in h.items() if isinstance(v, (int, float))
+                   and not isinstance(v, bool) and k not in NOT_LOSSES and not k.startswith("eval_")})
+
+
+def diverged(reference: list[dict], run: list[dict], factor: float = 10.0) -> str | None:
+    """Whether ``run`` (a retraining) logged a loss far beyond anything ``reference`` (its selection
+    run, same budget) did: more than ``factor`` × the reference's largest magnitude (at least 1)."""
+    for key in loss_keys(reference):
+        bound = factor * max([1.0] + [abs(h[key]) for h in reference if isinstance(h.get(key), (int, float))])
+        for h in run:
+            v = h.get(key)
+            if isinstance(v, (int, float)) and not abs(v) <= bound:  # NaN counts as beyond
+                return f"{key} {v:.4g} at epoch {h.get('epoch')}, beyond {bound:.3g}"
+    return None

@@ -25,7 +25,7 @@ from evaluate.classifiers import CLASSIFIERS
 from evaluate.metrics import GZSLResult, per_class_accuracy
 from evaluate.records import append_record, default_runs_dir, finite_record
 from evaluate.scoring import Problem, Scores, make_problem, score
-from evaluate.selection import validation_split
+from evaluate.selection import diverged, validation_split
 from extract.device import pick_device
 from extract.errors import ZsgmError
 from extract.featureset import FeatureSet
@@ -177,21 +177,6 @@ def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict, clf_option
 
 
 # ---------------------------------------------------------------- the run
-def diverged(reference: list[dict], run: list[dict], factor: float = 10.0) -> str | None:
-    """Whether ``run`` (a retraining) logged a loss far beyond anything ``reference`` (its selection
-    run, same budget) did: more than ``factor`` × the reference's largest magnitude (at least 1)."""
-    skip = {"epoch", "seconds", "time", "wall", "stop", "lr"}
-    keys = {k for h in reference for k, v in h.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and k not in skip and not k.startswith("eval_")}
-    for key in sorted(keys):
-        bound = factor * max([1.0] + [abs(h[key]) for h in reference if isinstance(h.get(key), (int, float))])
-        for h in run:
-            v = h.get(key)
-            if isinstance(v, (int, float)) and not abs(v) <= bound:  # NaN counts as beyond
-                return f"{key} {v:.4g} at epoch {h.get('epoch')}, beyond {bound:.3g}"
-    return None
-
-
 @dataclass
 class Attempt:
     seed: int

@@ -8,6 +8,7 @@ import shutil
 import pytest
 import torch
 
+from evaluate import selection
 from evaluate.metrics import best_gamma, gamma_grid, gzsl_evaluate
 from extract.synthetic import planted_featureset
 from pipelines import gzsl
@@ -145,6 +146,6 @@ def test_a_retraining_that_blows_up_is_caught():
            for e, c in enumerate([0.22, -0.09, -0.07, -0.04], 1)]
     calm = [{"epoch": e, "loss_critic": c, "generator_cls": 3.3, "seconds": 500.0}
             for e, c in enumerate([0.11, -0.3, 2.5, -0.1], 1)]
-    assert gzsl.diverged(ref, calm) is None
-    assert "loss_critic 537.6 at epoch 3" in gzsl.diverged(ref, [*calm[:2], {"epoch": 3, "loss_critic": 537.57}])
-    assert "generator_cls nan" in gzsl.diverged(ref, [{"epoch": 1, "generator_cls": float("nan")}])
+    assert selection.diverged(ref, calm) is None
+    assert "loss_critic 537.6 at epoch 3" in selection.diverged(ref, [*calm[:2], {"epoch": 3, "loss_critic": 537.57}])
+    assert "generator_cls nan" in selection.diverged(ref, [{"epoch": 1, "generator_cls": float("nan")}])
