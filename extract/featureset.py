@@ -161,6 +161,21 @@ class FeatureSet:
         return path
 
     @classmethod
+    def dataset_of(cls, path: str | Path) -> str:
+        """The dataset a FeatureSet file holds, from its safetensors header alone (a ``.mat`` or an
+        unreadable header is loaded in full, which says what is wrong)."""
+        path = Path(path)
+        if path.suffix.lower() != ".mat":
+            try:
+                from safetensors import safe_open
+
+                with safe_open(str(path), "pt") as fh:
+                    return (fh.metadata() or {}).get("dataset", "unknown")
+            except Exception:  # noqa: BLE001  (load() names the file and the fault)
+                pass
+        return cls.load(path).dataset
+
+    @classmethod
     def load(cls, path: str | Path, mmap_features: bool = True) -> "FeatureSet":
         """Read a FeatureSet; the features stay memory-mapped (copy-on-write) unless asked otherwise."""
         path = Path(path)

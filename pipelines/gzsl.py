@@ -34,7 +34,7 @@ from extract.project import PROJECT_ROOT, versions
 from extract.rng import seed_everything
 from generate.engine import Engine, TrainData
 from generate.registry import get as get_model
-from pipelines.config import CONFIG_DIR, RunConfig, load_yaml, model_defaults
+from pipelines.config import CONFIG_DIR, RunConfig, dataset_overrides, load_yaml, model_defaults
 
 log = logging.getLogger("zsgm.gzsl")
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
@@ -86,25 +86,21 @@ def dataset_layer(cfg: RunConfig, fs: FeatureSet | None = None) -> str:
         path = Path(cfg.features)
         if path.resolve().parent == DEMO_DIR.resolve():
             return "demo"
-        if fs is not None or path.is_file():
-            return (fs or FeatureSet.load(path)).dataset
+        if fs is not None:
+            return fs.dataset
+        if path.is_file():
+            return FeatureSet.dataset_of(path)
         # (hyper-parameters compared where the file is not at hand: a stored record's rerun check)
     if cfg.data in (None, "", "demo"):
         return "demo"
     return cfg.data
 
 
-def dataset_config(layer: str) -> dict:
-    """``configs/datasets/<layer>.yaml``: budgets that suit a dataset (``hp:``, ``clf_hp:``)."""
-    path = CONFIG_DIR / "datasets" / f"{layer}.yaml"
-    return load_yaml(path) if path.is_file() else {}
-
-
 def resolve_hp(cfg: RunConfig, fs: FeatureSet | None = None) -> dict:
     """Shared defaults < the family's YAML < the dataset's YAML < the run's overrides."""
     hp = model_defaults(cfg.model)
     layer = dataset_layer(cfg, fs)
-    ds = dataset_config(layer)
+    ds = dataset_overrides(layer)
     hp.update(ds.get("hp", {}))
     unknown = sorted(set(cfg.hp) - set(hp))
     if unknown:
@@ -362,7 +358,8 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
         "weights_note": fs.meta.get("weights_note", ""),
         # A scratch backbone was trained on every trainval image, the validation classes too:
         # selection then treats classes the features were trained on as unseen (optimistic).
-        "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch" and fs.meta.get("scratch_classes") != "train",
+        "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch"
+        and fs.meta.get("scratch_classes") != "train",
         "budget": hp.get("budget"), "normalise": cfg.feature_normalisation,
         "model": cfg.model, "classifier": cfg.classifier, "tricks": cfg.tricks, "seed": cfg.seed,
         "selection": selection, "U": round(r.U, 2), "S": round(r.S, 2), "H": round(r.H, 2),

@@ -300,8 +300,11 @@ def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
     CLASSIFIERS.get_entry(cfg.classifier)
     # hyper-parameters: each YAML layer, then the run's overrides
     layers = layered_model_defaults(cfg.model)
-    ds_path = CONFIG_DIR / "datasets" / f"{cfg.data}.yaml"
-    ds = dataset_overrides(cfg.data)
+    from pipelines.gzsl import dataset_layer  # the layer the run will read (a FeatureSet's own dataset)
+
+    layer = dataset_layer(cfg)
+    ds_path = CONFIG_DIR / "datasets" / f"{layer}.yaml"
+    ds = dataset_overrides(layer)
     known: dict = {}
     for path, values in layers:
         known.update(values if isinstance(values, dict) else {})

@@ -12,7 +12,7 @@ from evaluate import selection
 from evaluate.metrics import best_gamma, gamma_grid, gzsl_evaluate
 from extract.synthetic import planted_featureset
 from pipelines import gzsl
-from pipelines.config import RunConfig
+from pipelines.config import RunConfig, dataset_overrides
 from pipelines.quality import QualityRequest, check_targets, run as run_quality, summarise
 
 # The CI slice: the default path (cramer + noise + prototype) on the demo, one seed, validation
@@ -61,7 +61,7 @@ def test_a_non_demo_featureset_never_gets_the_demo_layer(tmp_path):
     for cfg in (RunConfig(features=str(copy)), RunConfig(features=str(copy), data="cub")):
         hp = gzsl.resolve_hp(cfg)
         assert gzsl.dataset_layer(cfg) == "cub" and hp["budget"] == "cub"
-        assert hp["hidden"] != gzsl.dataset_config("demo")["hp"]["hidden"]
+        assert hp["hidden"] != dataset_overrides("demo")["hp"]["hidden"]
     planted = planted_featureset(n_classes=12, n_unseen=3, n_val=2, n_per_class=4, feature_dim=8, seed=0)
     planted.meta["dataset"] = "flo"
     planted.save(tmp_path / "flo.safetensors")
