@@ -41,7 +41,9 @@ def test_summary_mean_std_and_targets():
             for c, sel, hs in (("cramer+tricks", "validation", (60.0, 64.0)), ("cramer+tricks", "oracle", (70.0, 70.0)),
                                ("none", "validation", (58.0, 58.0)), ("f-CLSWGAN", "validation", (61.0, 61.0)))
             for s, h in enumerate(hs)]
-    report = summarise(rows, {"targets": {"cub": {"H": 60.0, "over_none": 3.0}, "oracle_gap": 3.0}}, "cpu")
+    targets = {"featuresets": {"cub50_lite0": {"configuration": "cramer+tricks", "H": 60.0,
+                                               "over": {"none": 3.0, "f-CLSWGAN": 0.0}}}, "oracle_gap": 3.0}
+    report = summarise(rows, {"targets": targets}, "cpu")
     h = report["cells"]["cub50_lite0"]["cramer+tricks"]["validation"]["H"]
     assert h["mean"] == pytest.approx(62.0) and h["std"] == pytest.approx(2.828, abs=1e-3) and h["n"] == 2
     met = {t["target"]: (t["value"], t["met"]) for t in report["targets"]}
@@ -49,7 +51,7 @@ def test_summary_mean_std_and_targets():
     assert met["cramer+tricks H >= none + 3.0"] == (4.0, True)
     assert met["cramer+tricks H >= f-CLSWGAN H"] == (1.0, True)
     assert met["cramer+tricks: validation H within 3.0 of the oracle"] == (8.0, False)
-    assert check_targets({}, {"cub": {"H": 60}}) == []
+    assert check_targets({}, {"featuresets": {"cub50_lite0": {"H": 60}}}) == []
 
 
 def test_a_non_demo_featureset_never_gets_the_demo_layer(tmp_path):
