@@ -105,6 +105,7 @@ class Table:
     cells: dict[tuple, Stat]              # (row_key, col_key, metric) -> Stat
     marks: dict[tuple, str]               # same key -> BEST | SECOND
     caption: str
+    weights: dict[str, str] = field(default_factory=dict)   # pretrained weights (timm name.tag) -> note
 
     def columns(self) -> list[tuple[tuple, str]]:
         return [(c, m) for c in self.col_keys for m in self.spec.metrics]
@@ -158,7 +159,9 @@ def build_table(spec: TableSpec, records: Iterable[dict], missing: Iterable[dict
         for m in spec.metrics:
             stat = cells.setdefault((_row_key(spec, r), _col_key(spec, r), m), Stat())
             stat.missing = stat.missing or str(r.get("missing") or "inputs")
-    table = Table(spec, list(row_keys), list(col_keys), cells, {}, "")
+    weights = {str(r["weights"]): str(r.get("weights_note") or "") for r in records
+               if r.get("weights") and "." in str(r["weights"])}  # a timm name.tag (not 'scratch' / 'random')
+    table = Table(spec, list(row_keys), list(col_keys), cells, {}, "", dict(sorted(weights.items())))
     table.marks = _marks(table)
     table.caption = _caption(table)
     return table
@@ -207,6 +210,8 @@ def _caption(table: Table) -> str:
     if any(s.saw_val for s in table.cells.values()):
         parts.append("Scratch backbones were trained on all trainval images, the validation classes "
                      "included, so validation selection saw those classes (optimistic for scratch rows)")
+    if table.weights:
+        parts.append("Weights: " + ", ".join(f"{w} ({note})" if note else w for w, note in table.weights.items()))
     if spec.note:
         parts.append(spec.note)
     return ". ".join(p.rstrip(".") for p in parts if p) + "."

@@ -160,3 +160,15 @@ def test_plots_write_pngs(tmp_path) -> None:
     two = plots.training_curves([dict(h, eval_U=10.0, eval_S=50.0, eval_H=16.7) for h in hist], tmp_path / "two.png")
     assert all(min(size(p)) > 200 for p in (bars, su, one, two))
     assert size(two)[0] > 1.5 * size(one)[0]      # the evaluation panel appears only when evaluations were logged
+
+
+def test_tables_name_the_pretrained_weights_used() -> None:
+    """Issue 14: every table names the tag each pretrained backbone ran with (and timm's caveat)."""
+    recs = [{**rec("a", "x", 0, 30.0), "weights": "vit_large_patch16_224.augreg_in21k_ft_in1k",
+             "weights_note": "timm has no ImageNet-1k-only ViT-L/16"},
+            {**rec("a", "x", 1, 32.0), "weights": "convnext_tiny.fb_in1k"},
+            {**rec("b", "x", 0, 10.0), "weights": "scratch"}]
+    table = build_table(TableSpec("t", rows=("model",), columns=("dataset",)), recs)
+    assert ("Weights: convnext_tiny.fb_in1k, vit_large_patch16_224.augreg_in21k_ft_in1k "
+            "(timm has no ImageNet-1k-only ViT-L/16)") in table.caption
+    assert "scratch" not in table.caption.split("Weights:")[1]
