@@ -24,6 +24,7 @@ from extract.files import atomic_torch_save
 from extract.logs import log
 from extract.rng import rng_state, set_rng_state
 from extract.training import adam, capture_cuda_graph, cuda_graphs_wanted, on_side_stream
+from generate.config import GeneratorConfig
 from generate.registry import get
 from generate.seen_classifier import train_seen_classifier
 
@@ -66,16 +67,17 @@ def gradient_penalty(score: Callable[[torch.Tensor], torch.Tensor], real: torch.
 
 
 class Engine:
-    def __init__(self, model: str, feature_dim: int, att_dim: int, hp: dict, device: torch.device | str = "cpu"):
-        self.model, self.hp, self.device = model, dict(hp), torch.device(device)
-        self.family = get(model).cls(feature_dim, att_dim, self.hp).to(self.device)
+    def __init__(self, model: str, feature_dim: int, att_dim: int, config: GeneratorConfig,
+                 device: torch.device | str = "cpu"):
+        self.model, self.config, self.device = model, config, torch.device(device)
+        self.family = get(model).cls(feature_dim, att_dim, config).to(self.device)
         self._setup_speed_options()
-        betas = (float(hp.get("beta1", 0.5)), float(hp.get("beta2", 0.999)))
-        lr = float(hp["lr"])
+        betas = (config.beta1, config.beta2)
+        lr = config.lr
         # a captured optimiser step must keep its step count on the device
         opt = {"betas": betas, **({"capturable": True} if self.graphs else {})}
         self.opt_g = adam(self.family.generator_parameters(), lr=lr, **opt) if not self.family.closed_form else None
-        self.opt_c = adam(self.family.critic_parameters(), lr=float(hp.get("lr_critic", lr)), **opt) \
+        self.opt_c = adam(self.family.critic_parameters(), lr=config.lr_critic or lr, **opt) \
             if self.family.adversarial else None
         self.seen_clf: torch.nn.Module | None = None
         self.class_map: torch.Tensor | None = None
@@ -95,14 +97,14 @@ class Engine:
         default off, since they change the numbers; ``zsgm bench`` measures whether they pay.
         ``cuda_graphs``: auto (default) captures each generator iteration as one CUDA graph on
         a GPU, for the families whose steps keep no host-side state; off trains eagerly."""
-        amp = str(self.hp.get("amp") or "off").lower()
+        amp = str(self.config.amp or "off").lower()
         if amp not in ("off", "false", "bf16", "true"):
             raise ZsgmError(f"hp.amp must be 'off' or 'bf16', got '{amp}'")
         self.amp_dtype = torch.bfloat16 if amp in ("bf16", "true") and self.device.type in ("cuda", "cpu") else None
-        compiled = bool(self.hp.get("compile")) and self.device.type == "cuda" and not self.family.closed_form
+        compiled = self.config.compile and self.device.type == "cuda" and not self.family.closed_form
         if compiled:
             self.family.generator.compile()  # in place: state_dict keys stay as they are
-        graphs = str(self.hp.get("cuda_graphs", "auto")).lower()
+        graphs = str(self.config.cuda_graphs).lower()
         # asked for and on CUDA: the seen classifier's steps are graphed then, the generator
         # iterations only where the family and the other options allow
         self.graphs_wanted = cuda_graphs_wanted(graphs, self.device, "hp")
@@ -126,7 +128,7 @@ class Engine:
         """Attribute noise is measured in units of each attribute's spread across classes, so
         that one σ means the same for L2-normalised 312-d CUB attributes and 0..1 SUN ones
         (``noise_relative: false`` keeps raw units)."""
-        if not self.hp.get("noise_relative", True):
+        if not self.config.noise.relative:
             return 1.0
         if self.att_scale is None:
             self.att_scale = att.std(0).clamp_min(1e-8) if att.shape[0] > 1 else torch.ones_like(att[0])
@@ -141,24 +143,24 @@ class Engine:
         """f-CLSWGAN: a softmax classifier pre-trained on the real training classes, frozen,
         whose cross-entropy on generated features is added to the generator loss. ``fit`` calls
         it; a caller that drives ``train_epoch`` itself (a benchmark) calls it first. Once only."""
-        if float(self.hp.get("cls_weight", 0)) <= 0 or self.seen_clf is not None:
+        if self.config.cls_weight <= 0 or self.seen_clf is not None:
             return
         classes = torch.unique(data.labels)
         self.class_map = torch.full((data.attributes.shape[0],), -1, dtype=torch.long, device=self.device)
         self.class_map[classes] = torch.arange(len(classes), device=self.device)
         # its ~560 small steps (CUB, 20 epochs) are launch-bound on a GPU: graphed there, as the final classifiers
         self.seen_clf = train_seen_classifier(data.features, self.class_map[data.labels], len(classes),
-                                              epochs=int(self.hp.get("cls_pretrain_epochs", 20)),
+                                              epochs=self.config.cls_pretrain_epochs,
                                               graphs=self.graphs_wanted)
 
     # ------------------------------------------------------------ one epoch
     def train_epoch(self, data: TrainData, steps: int | None = None) -> dict:
         """One epoch of ``steps`` generator iterations (each after the critic steps); by default
-        ``hp.steps_per_epoch``, else one pass over ``data`` in batches."""
-        hp = self.hp
+        ``steps_per_epoch``, else one pass over ``data`` in batches."""
+        cfg = self.config
         # Small datasets give few steps per pass; ``steps_per_epoch`` sets the budget explicitly.
-        n_iters = int(steps or hp.get("steps_per_epoch") or max(1, data.features.shape[0] // int(hp["batch_size"])))
-        critic_iters = int(hp.get("critic_iters", 5)) if self.family.adversarial else 0
+        n_iters = int(steps or cfg.steps_per_epoch or max(1, data.features.shape[0] // cfg.batch_size))
+        critic_iters = cfg.critic_iters if self.family.adversarial else 0
         # Losses are summed as detached device tensors and read once per epoch: a float() per
         # step would force a host-device sync on every critic step of a GPU run.
         sums: dict[str, torch.Tensor | float] = {}
@@ -177,11 +179,9 @@ class Engine:
         """``critic_iters`` critic steps, then one generator step; ``record(role, loss, logs)``
         gets every step's loss and logs. Pure device work (no host sync): a CUDA graph can
         capture it whole."""
-        fam, hp = self.family, self.hp
-        bs = int(hp["batch_size"])
-        noise = float(hp.get("noise_train", 0.0)) if hp.get("noise", True) else 0.0
+        fam, cfg = self.family, self.config
+        bs, noise, gp_weight = cfg.batch_size, cfg.noise.train, cfg.gp_weight
         amp = self._autocast
-        gp_weight = float(hp.get("gp_weight", 10.0))
         for _ in range(critic_iters):
             real, att, _y = self._batch(data, bs)
             att = self._noisy(att, noise)
@@ -205,7 +205,7 @@ class Engine:
             loss, logs = fam.generator_loss(real, fake, att)
             if self.seen_clf is not None:
                 cls = F.cross_entropy(self.seen_clf(fake).float(), self.class_map[y])
-                loss = loss + float(hp["cls_weight"]) * cls
+                loss = loss + cfg.cls_weight * cls
                 logs["cls"] = cls.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -320,7 +320,7 @@ class Engine:
             # A checkpoint at most every ``checkpoint_seconds`` (a kill loses no more than that) and
             # at the end: a seed-budget checkpoint is ~250 MB (0.7 s to write on a VM), more than a
             # GPU epoch, so a run shorter than that writes only the last one.
-            due = time.perf_counter() - last_save >= float(self.hp.get("checkpoint_seconds", 30))
+            due = time.perf_counter() - last_save >= self.config.checkpoint_seconds
             if checkpoint and (due or stop or self.epoch >= epochs):
                 self.save(checkpoint)
                 last_save = time.perf_counter()
@@ -331,14 +331,14 @@ class Engine:
 
     # ------------------------------------------------------------ synthesis
     @torch.no_grad()
-    def synthesize(self, att: torch.Tensor, n_per_class: int, noise_std: float = 0.0,
-                   noise_fraction: float = 1.0, gen: torch.Generator | None = None,
+    def synthesize(self, att: torch.Tensor, n_per_class: int, gen: torch.Generator | None = None,
                    chunk: int = 32768) -> torch.Tensor:
-        """``n_per_class`` features for each row of ``att`` [K, A], class-major, in one batched
-        generator call per ``chunk`` rows. Attribute noise of ``noise_std`` is added to the
-        first ``noise_fraction`` of every class's samples."""
+        """``n_per_class`` features for each row of ``att`` [K, A] (unseen classes), class-major, in
+        one batched generator call per ``chunk`` rows. The unseen side of the attribute-noise trick
+        (``config.noise.unseen``) is added to the first ``noise.fraction`` of every class's samples."""
         fam = self.family
         fam.eval()
+        noise_std, noise_fraction = self.config.noise.unseen, self.config.noise.fraction
         att = att.to(self.device).float()
         rows = att.repeat_interleave(n_per_class, dim=0)
         if noise_std > 0 and noise_fraction > 0:
@@ -355,7 +355,8 @@ class Engine:
     # ------------------------------------------------------------ state
     def state_dict(self) -> dict:
         return {
-            "model": self.model, "hp": self.hp, "epoch": self.epoch, "seconds": self.seconds, "wall": self.wall,
+            "model": self.model, "config": self.config.to_dict(), "epoch": self.epoch, "seconds": self.seconds,
+            "wall": self.wall,
             "history": self.history, "stopped": self.stopped, "family": self.family.state_dict(),
             "opt_g": self.opt_g.state_dict() if self.opt_g else None,
             "opt_c": self.opt_c.state_dict() if self.opt_c else None,

@@ -11,18 +11,28 @@ seeding and timing. A family only says
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
 from torch import nn
 
+from generate.config import GeneratorConfig
 from generate.nets import ConditionalCritic, ConditionalGenerator
 
 Logs = dict[str, "torch.Tensor | float"]  # detached tensors: a float() per step syncs the GPU
 
 
+@dataclass(frozen=True)
+class NoParams:
+    """The parameters of a family that has none of its own."""
+
+
 class Family(nn.Module):
     name = "?"
+    # The family's own hyper-parameters: a frozen dataclass whose fields are the keys of its
+    # configs/models/<name>.yaml (their defaults live there); the engine's are in GeneratorConfig.
+    Params: type = NoParams
     adversarial = True           # critic steps before each generator step
     penalty: str | None = None   # 'gp' (WGAN-GP) or 'dragan', applied by the engine
     closed_form = False          # fitted once, no epochs (baselines)
@@ -32,18 +42,17 @@ class Family(nn.Module):
     # reads values on the host (float(), .item(), data-dependent Python branches) says False.
     graph_safe = True
 
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
         super().__init__()
-        self.feature_dim, self.att_dim, self.hp = feature_dim, att_dim, hp
-        self.latent_dim = int(hp.get("latent_dim") or att_dim)
-        hidden = int(hp["hidden"])
-        self.generator = ConditionalGenerator(self.latent_dim, att_dim, feature_dim, hidden, hp.get("slope", 0.2))
+        self.feature_dim, self.att_dim, self.config, self.params = feature_dim, att_dim, config, config.family
+        self.latent_dim = config.latent_dim or att_dim
+        self.generator = ConditionalGenerator(self.latent_dim, att_dim, feature_dim, config.hidden, config.slope)
         if self.adversarial:
-            self.critic = self.build_critic(hidden)
+            self.critic = self.build_critic(config.hidden)
 
     # ------------------------------------------------------------ networks
     def build_critic(self, hidden: int) -> nn.Module:
-        return ConditionalCritic(self.feature_dim, self.att_dim, hidden, slope=self.hp.get("slope", 0.2))
+        return ConditionalCritic(self.feature_dim, self.att_dim, hidden, slope=self.config.slope)
 
     def generator_parameters(self) -> list[nn.Parameter]:
         return list(self.generator.parameters())

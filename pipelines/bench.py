@@ -179,23 +179,21 @@ def make_featureset(budget: Budget, seed: int):
                               n_val=budget.n_val, feature_dim=budget.feature_dim, seed=seed)
 
 
-def model_hp(model: str, budget: Budget, **extra) -> dict:
-    from pipelines.config import model_defaults
+def model_config(model: str, budget: Budget, **extra):
+    """The model's GeneratorConfig (its YAML defaults, attribute noise on) under the budget's overrides."""
+    from pipelines.config import generator_defaults
 
-    hp = model_defaults(model)
-    hp.update(budget.hp)
-    hp.update(extra)
-    hp["noise"] = True
-    return hp
+    return generator_defaults(model, **{**budget.hp, **extra})
 
 
 # ---------------------------------------------------------------- a. engine throughput
-def _engine_timer(model: str, hp: dict, data, device: torch.device):
+def _engine_timer(model: str, config, data, device: torch.device):
     """A warmed-up engine; the returned function times ``iters`` generator iterations
     (each after critic_iters critic steps) and returns seconds."""
     from generate.engine import Engine
 
-    eng = Engine(model, data.features.shape[1], data.attributes.shape[1], {**hp, "steps_per_epoch": 5}, device)
+    eng = Engine(model, data.features.shape[1], data.attributes.shape[1],
+                 dataclasses.replace(config, steps_per_epoch=5), device)
     eng.prepare_regulariser(data)
     eng.train_epoch(data)  # warm-up (allocator, kernels, compilation, CUDA graph capture)
 
@@ -209,11 +207,11 @@ def _engine_timer(model: str, hp: dict, data, device: torch.device):
     return timed
 
 
-def _reference_timer(model: str, hp: dict, prob_cpu, device: torch.device):
+def _reference_timer(model: str, config, prob_cpu, device: torch.device):
     from pipelines.reference import ReferenceGAN
 
-    gan = ReferenceGAN(model, hp, prob_cpu.train_features, prob_cpu.train_labels, prob_cpu.attributes, prob_cpu.seen,
-                       device)
+    gan = ReferenceGAN(model, config, prob_cpu.train_features, prob_cpu.train_labels, prob_cpu.attributes,
+                       prob_cpu.seen, device)
     gan.train_iters(1)
 
     def timed(iters: int) -> float:
@@ -234,7 +232,7 @@ def bench_throughput(cfg: BenchConfig, budget: Budget, prob_cpu, device: torch.d
     rows = []
     for model in cfg.models:
         # the regulariser's pre-training is not what is timed here: one epoch of it suffices
-        hp = model_hp(model, budget, cls_pretrain_epochs=1)
+        config = model_config(model, budget, cls_pretrain_epochs=1)
         variants = {"engine": {}}
         if cfg.speed_options:  # the engine's speed options, each measured where it applies
             variants["engine+bf16"] = {"amp": "bf16"}
@@ -252,14 +250,14 @@ def bench_throughput(cfg: BenchConfig, budget: Budget, prob_cpu, device: torch.d
                 progress(f"throughput {model} {name} (repeat {r + 1}/{cfg.repeats})")
                 try:
                     if name not in timers:  # built and warmed once, timed every repeat
-                        timers[name] = _reference_timer(model, hp, prob_cpu, device) if name == "reference" \
-                            else _engine_timer(model, {**hp, **variants[name]}, data, device)
+                        timers[name] = _reference_timer(model, config, prob_cpu, device) if name == "reference" \
+                            else _engine_timer(model, dataclasses.replace(config, **variants[name]), data, device)
                     times[name].append(timers[name](iters))
                 except Exception as exc:  # a GPU option that fails here is reported, not fatal
                     log.warning("throughput %s %s failed: %s", model, name, exc)
                     timers[name] = None
                     times[name].append(None)
-        crit = int(hp.get("critic_iters", 5))
+        crit = config.critic_iters
         base = times["engine"]
         for name, ts in times.items():
             ok = [t for t in ts if t]
@@ -317,12 +315,12 @@ def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device
                    seed: int = 0) -> dict:
     from pipelines.reference import reference_run
 
-    hp = model_hp(model, budget)
-    chp = budget.clf_hp.get(classifier, {})
-    out = reference_run(model, classifier, hp, budget.epochs, prob_cpu.train_features, prob_cpu.train_labels,
-                        prob_cpu.attributes, prob_cpu.seen, prob_cpu.unseen, prob_cpu.eval_seen,
-                        prob_cpu.eval_unseen, device, clf_epochs=budget.ref_clf_epochs,
-                        clf_batch_size=int(chp.get("batch_size", 256)), clf_hidden=int(chp.get("hidden", 1024)),
+    # the reference's classifier is the field's (its own epochs, batch and width), but for what the budget narrows
+    over = budget.clf_hp.get(classifier, {})
+    out = reference_run(model, classifier, model_config(model, budget), budget.epochs, prob_cpu.train_features,
+                        prob_cpu.train_labels, prob_cpu.attributes, prob_cpu.seen, prob_cpu.unseen,
+                        prob_cpu.eval_seen, prob_cpu.eval_unseen, device, clf_epochs=budget.ref_clf_epochs,
+                        **{f"clf_{k}": over[k] for k in ("batch_size", "hidden") if k in over},
                         seed=seed)
     b = out["best"]
     return {"seconds": out["seconds"], "H": round(b["H"], 2), "U": round(b["U"], 2), "S": round(b["S"], 2),

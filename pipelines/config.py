@@ -1,8 +1,14 @@
-"""Run configuration: one dataclass that YAML, the CLI and the grid runner all fill.
+"""Run configuration: the run (:class:`RunConfig`, which YAML, the CLI and the grid runner fill)
+and the typed settings it resolves to (:func:`resolve`).
 
-Model hyper-parameters come in layers: the shared defaults (``configs/models/_shared.yaml``),
-then the family's block (``configs/models/<model>.yaml``, its ``hp:`` section), then
-``hp`` overrides of the run. Unknown keys are rejected, never ignored.
+Defaults live in YAML only, in layers: the shared defaults (``configs/models/_shared.yaml``), the
+family's ``hp:`` block (``configs/models/<model>.yaml``), the dataset's file
+(``configs/datasets/<layer>.yaml``), then the run's own overrides (``--set``, ``--epochs``,
+``--eval-every``, ``--noise``). :func:`resolve` routes every key to the one dataclass that reads
+it (the engine's :class:`~generate.config.GeneratorConfig`, the family's ``Params``,
+:class:`SelectionConfig`), and the classifier's options (``configs/classifiers/<name>.yaml`` <
+the dataset's ``clf_hp`` < ``--clf-set``) to its ``Options``. Unknown keys are refused, a key
+without a default is an error naming the file to add it to.
 """
 from __future__ import annotations
 
@@ -15,9 +21,16 @@ import yaml
 
 from extract.errors import ZsgmError
 from extract.files import stable_hash
+from extract.project import PROJECT_ROOT
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SELECTIONS = ("validation", "oracle", "fixed")
+DEMO_DIR = PROJECT_ROOT / "data" / "demo"
+# The attribute-noise trick's switch: which side is on. train: the seen classes' attributes while
+# training; synthesis: the unseen classes' attributes when synthesising; on: both; off: neither.
+NOISE = ("on", "off", "train", "synthesis")
+# Settings that have one way in, a typed run field (and its flag), not --set.
+RUN_FIELDS_IN_HP = {"epochs": "--epochs", "eval_every": "--eval-every"}
 
 
 @dataclass
@@ -31,7 +44,7 @@ class RunConfig:
     seed: int = 0
     epochs: int | None = None          # generator epochs; None = the model's default
     selection: str = "validation"      # validation | oracle | fixed
-    noise: bool = True                 # the attribute-noise trick
+    noise: str = "on"                  # the attribute-noise trick: on | off | train | synthesis (NOISE)
     calibrate: bool = True             # calibrated stacking (seen-score penalty chosen on validation)
     # auto | l2 (the field's habit for pooled CNN/ViT features) | minmax (the seed's) | none, fitted on
     # training features only. auto = l2 for the cosine classifiers, minmax for softmax: on the CUB-50
@@ -48,6 +61,10 @@ class RunConfig:
 
     # Fields that locate data or hardware but do not change what is computed.
     NON_IDENTITY = ("data_root", "device")
+
+    def __post_init__(self):
+        if isinstance(self.noise, bool):  # records and configs written before the switch had sides
+            self.noise = "on" if self.noise else "off"
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "config", flags: dict | None = None) -> "RunConfig":
@@ -91,7 +108,8 @@ class RunConfig:
     @property
     def tricks(self) -> str:
         """The seed study's three tricks in effect, e.g. 'cramer+noise+prototype'."""
-        parts = [t for t, on in (("cramer", self.model == "cramer"), ("noise", self.noise),
+        noise = {"on": "noise", "train": "noise(train)", "synthesis": "noise(synthesis)"}.get(self.noise, "")
+        parts = [t for t, on in (("cramer", self.model == "cramer"), (noise, bool(noise)),
                                  ("prototype", self.classifier == "prototype")) if on]
         return "+".join(parts) or "none"
 
@@ -136,3 +154,205 @@ def dataset_overrides(data: str | None) -> dict:
     """``configs/datasets/<data>.yaml`` (``hp:``, ``clf_hp:``), or {} where there is none."""
     path = CONFIG_DIR / "datasets" / f"{data}.yaml"
     return load_yaml(path) if data and path.is_file() else {}
+
+
+def classifier_layer(name: str) -> dict:
+    """``configs/classifiers/<name>.yaml``: the classifier's ``options:`` (every default) and ``search:``."""
+    path = CONFIG_DIR / "classifiers" / f"{name}.yaml"
+    if not path.is_file():
+        raise ZsgmError(f"classifier '{name}' has no defaults file {path}; add one with its options: block")
+    return load_yaml(path)
+
+
+def dataset_layer(cfg: RunConfig, fs=None) -> str:
+    """The name of the ``configs/datasets/<name>.yaml`` layer a run gets: the demo's budget for
+    the bundled demo file only; any other FeatureSet gets the layer of its own dataset
+    (``fs.dataset``), whatever ``--data`` says or omits."""
+    from extract.featureset import FeatureSet
+
+    if cfg.features:
+        path = Path(cfg.features)
+        if path.resolve().parent == DEMO_DIR.resolve():
+            return "demo"
+        if fs is not None:
+            return fs.dataset
+        if path.is_file():
+            return FeatureSet.dataset_of(path)
+        # (hyper-parameters compared where the file is not at hand: a stored record's rerun check)
+    if cfg.data in (None, "", "demo"):
+        return "demo"
+    return cfg.data
+
+
+# ---------------------------------------------------------------- the typed settings of a run
+@dataclass(frozen=True)
+class SelectionConfig:
+    """How a run picks its epoch, γ and classifier options."""
+    eval_every: int             # score on validation every K epochs
+    patience: int               # early stop after this many evaluations without a better H (0: off)
+    calibration: str            # max_h | balance: how γ is picked on the selection scores
+    collapse_threshold: float   # validation U or S (%) at or below which a run counts as collapsed
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    """The final classifier: its name, every option, and the options selection chooses among."""
+    name: str
+    options: dict
+    search: dict    # option -> values; an option the run sets itself (--clf-set) is not searched
+
+    def candidates(self) -> list[dict]:
+        """Every combination of the searched options over the fixed ones; the first takes the first
+        value of each (what a run without selection uses)."""
+        out = [dict(self.options)]
+        for key, values in self.search.items():
+            out = [{**c, key: v} for c in out for v in values]
+        return out
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Everything a run computes with, typed: what the record stores (``to_dict``)."""
+    run: RunConfig
+    generator: Any              # generate.config.GeneratorConfig
+    selection: SelectionConfig
+    classifier: ClassifierConfig
+    budget: str                 # the dataset layer that applied
+
+    def to_dict(self) -> dict:
+        return {"budget": self.budget, "generator": self.generator.to_dict(),
+                "selection": dataclasses.asdict(self.selection), "classifier": dataclasses.asdict(self.classifier)}
+
+    def describe(self) -> str:
+        g, c = self.generator, self.classifier
+        opts = ", ".join(f"{k} {v}" for k, v in sorted(c.options.items()))
+        return (f"budget '{self.budget}': {g.epochs} epochs of batch {g.batch_size}"
+                f"{'' if g.steps_per_epoch is None else ' x ' + str(g.steps_per_epoch) + ' steps'}, "
+                f"hidden {g.hidden}, lr {g.lr}, {g.n_synth} synthetic features per class; "
+                f"attribute noise {self.run.noise} (train {g.noise.train}, unseen {g.noise.unseen}); "
+                f"{c.name} classifier: {opts}"
+                + "".join(f"; {k} chosen on validation among {v}" for k, v in c.search.items()))
+
+
+def hp_layers(cfg: RunConfig, layer: str) -> list[tuple[str, dict]]:
+    """``[(source, values)]`` of the flat hyper-parameters, lowest first: the shared YAML, the
+    family's, the dataset's, then the run's (``--set``, and the typed flags that have their own field)."""
+    out = [(_rel(path), values) for path, values in layered_model_defaults(cfg.model)]
+    ds = dataset_overrides(layer)
+    hp = ds.get("hp") or {}
+    if not isinstance(hp, dict):
+        raise ZsgmError(f"{_rel(CONFIG_DIR / 'datasets' / f'{layer}.yaml')}: 'hp' must be a mapping of KEY: VALUE")
+    out.append((_rel(CONFIG_DIR / "datasets" / f"{layer}.yaml"), hp))
+    out.append(("--set", dict(cfg.hp)))
+    out.append(("run", {k: v for k, v in (("epochs", cfg.epochs), ("eval_every", cfg.eval_every)) if v}))
+    return out
+
+
+def hp_owners(model: str) -> dict[str, str]:
+    """Every flat hyper-parameter key a run of ``model`` reads, and the config that reads it."""
+    from generate.config import engine_keys
+    from generate.registry import get as get_model
+
+    owners = {k: "engine" for k in engine_keys()}
+    owners.update({f.name: "selection" for f in dataclasses.fields(SelectionConfig)})
+    owners.update({f.name: "family" for f in dataclasses.fields(get_model(model).cls.Params)})
+    return owners
+
+
+def resolve(cfg: RunConfig, fs=None) -> Resolved:
+    """The one builder: the YAML layers and the run's overrides into typed configs. ``fs`` (the
+    loaded FeatureSet, when at hand) names the dataset layer (:func:`dataset_layer`)."""
+    layer = dataset_layer(cfg, fs)
+    owners = hp_owners(cfg.model)
+    values: dict = {}
+    for source, layer_values in hp_layers(cfg, layer):
+        twice = sorted(set(layer_values) & set(RUN_FIELDS_IN_HP)) if source == "--set" else []
+        if twice:
+            raise ZsgmError(f"--set {twice[0]}: use {RUN_FIELDS_IN_HP[twice[0]]} (one way in for each setting)")
+        unread = sorted(set(layer_values) - set(owners))
+        if unread:
+            raise ZsgmError(f"{source}: unknown hyper-parameter(s) {unread} for model '{cfg.model}'; known: "
+                            f"{', '.join(sorted(owners))}")
+        values.update(layer_values)
+    missing = sorted(set(owners) - set(values))
+    if missing:
+        raise ZsgmError(f"no default for hyper-parameter(s) {missing} of model '{cfg.model}': add them to "
+                        f"{_rel(CONFIG_DIR / 'models' / f'{cfg.model}.yaml')} (family) or _shared.yaml")
+    # The noise switch: σ 0 on the side that is off.
+    values["noise_train"] = values["noise_train"] if cfg.noise in ("on", "train") else 0.0
+    values["noise_unseen"] = values["noise_unseen"] if cfg.noise in ("on", "synthesis") else 0.0
+    selection = SelectionConfig(**{f.name: values[f.name] for f in dataclasses.fields(SelectionConfig)})
+    ds = dataset_overrides(layer)
+    return Resolved(cfg, _generator(cfg.model, values), selection, resolve_classifier(cfg, ds), layer)
+
+
+def _generator(model: str, values: dict):
+    """GeneratorConfig (with the family's Params) from complete flat ``values``."""
+    from generate.config import generator_config
+    from generate.registry import get as get_model
+
+    params_cls = get_model(model).cls.Params
+    family = params_cls(**{f.name: values[f.name] for f in dataclasses.fields(params_cls)})
+    return generator_config(values, family)
+
+
+def generator_defaults(model: str, **overrides):
+    """``model``'s GeneratorConfig from its YAML layers (shared < family) and ``overrides``, for code
+    that drives an engine without a run (the benchmark, tests). Unknown keys are refused."""
+    owners = hp_owners(model)
+    unknown = sorted(set(overrides) - set(owners))
+    if unknown:
+        raise ZsgmError(f"unknown hyper-parameter(s) {unknown} for model '{model}'")
+    return _generator(model, {**model_defaults(model), **overrides})
+
+
+def flat_hp(resolved: dict) -> dict:
+    """The flat hyper-parameters (the keys of the YAML ``hp:`` blocks) a stored ``Resolved.to_dict()`` holds."""
+    from generate.config import NOISE_KEYS
+
+    gen = dict(resolved.get("generator") or {})
+    noise, family = gen.pop("noise", None) or {}, gen.pop("family", None) or {}
+    return {**gen, **{key: noise[f] for key, f in NOISE_KEYS.items() if f in noise}, **family,
+            **(resolved.get("selection") or {})}
+
+
+def classifier_defaults(name: str, **overrides) -> dict:
+    """Every option of classifier ``name``: its YAML defaults and ``overrides`` (for code that builds
+    one without a run: the benchmark, tests)."""
+    return {**(classifier_layer(name).get("options") or {}), **overrides}
+
+
+def resolve_classifier(cfg: RunConfig, ds: dict) -> ClassifierConfig:
+    """The classifier's options: its YAML < the dataset's ``clf_hp`` < ``--clf-set``; its search: its
+    YAML < the dataset's ``clf_search`` (each keyed by classifier name), less what the run fixes."""
+    from pipelines.params import check_clf_layer
+
+    name = cfg.classifier
+    own = classifier_layer(name)
+    src = _rel(CONFIG_DIR / "classifiers" / f"{name}.yaml")
+    options = dict(own.get("options") or {})
+    for key in ("clf_hp", "clf_search"):
+        if not isinstance(ds.get(key) or {}, dict):
+            raise ZsgmError(f"dataset layer: '{key}' must map classifier names to their options")
+    options.update((ds.get("clf_hp") or {}).get(name) or {})
+    options.update(cfg.clf_hp)
+    search = {**(own.get("search") or {}), **((ds.get("clf_search") or {}).get(name) or {})}
+    for key, vals in search.items():
+        if not isinstance(vals, list) or not vals:
+            raise ZsgmError(f"{src}: search.{key}: expected a non-empty list of values, got {vals!r}")
+        for v in vals:
+            check_clf_layer(name, {key: v}, src, prefix="search.")
+    from evaluate.classifiers import CLASSIFIERS
+
+    fields = [f.name for f in dataclasses.fields(CLASSIFIERS.get_entry(name).cls.Options)]
+    missing = sorted(set(fields) - set(options))
+    if missing:
+        raise ZsgmError(f"{src}: no default for option(s) {missing} of classifier '{name}'; add them under options:")
+    return ClassifierConfig(name, options, {k: v for k, v in search.items() if k not in cfg.clf_hp})
+
+
+def _rel(path: Path) -> str:
+    try:
+        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
+    except ValueError:
+        return str(path)

@@ -8,7 +8,7 @@ An experiment YAML (``pipelines/configs/experiments/<name>.yaml``) names::
     seeds: 3                       # 0..2, or a list of seeds
     variants:                      # optional; each one is a set of overrides on top of the grid
       - {name: "full", set: {}}
-      - {name: "− noise", set: {noise: false}}
+      - {name: "− noise", set: {noise: "off"}}
     backbones:                     # optional: features come from our own extraction
       names: [convnext_tiny, ...]  # timm names
       weights: [pretrained, scratch]

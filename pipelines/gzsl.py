@@ -34,10 +34,9 @@ from extract.project import PROJECT_ROOT, versions
 from extract.rng import seed_everything
 from generate.engine import Engine, TrainData
 from generate.registry import get as get_model
-from pipelines.config import CONFIG_DIR, RunConfig, dataset_overrides, load_yaml, model_defaults
+from pipelines.config import DEMO_DIR, Resolved, RunConfig, resolve
 
 log = logging.getLogger("zsgm.gzsl")
-DEMO_DIR = PROJECT_ROOT / "data" / "demo"
 VAL_HISTORY = "val_history.json"  # in runs/<id>/: the selection run's per-epoch history
 
 
@@ -78,98 +77,19 @@ def load_featureset(cfg: RunConfig) -> FeatureSet:
     return load_benchmark(cfg.data, cfg.data_root)
 
 
-def dataset_layer(cfg: RunConfig, fs: FeatureSet | None = None) -> str:
-    """The name of the ``configs/datasets/<name>.yaml`` layer a run gets: the demo's budget for
-    the bundled demo file only; any other FeatureSet gets the layer of its own dataset
-    (``fs.dataset``), whatever ``--data`` says or omits."""
-    if cfg.features:
-        path = Path(cfg.features)
-        if path.resolve().parent == DEMO_DIR.resolve():
-            return "demo"
-        if fs is not None:
-            return fs.dataset
-        if path.is_file():
-            return FeatureSet.dataset_of(path)
-        # (hyper-parameters compared where the file is not at hand: a stored record's rerun check)
-    if cfg.data in (None, "", "demo"):
-        return "demo"
-    return cfg.data
-
-
-def resolve_hp(cfg: RunConfig, fs: FeatureSet | None = None) -> dict:
-    """Shared defaults < the family's YAML < the dataset's YAML < the run's overrides."""
-    hp = model_defaults(cfg.model)
-    layer = dataset_layer(cfg, fs)
-    ds = dataset_overrides(layer)
-    hp.update(ds.get("hp", {}))
-    unknown = sorted(set(cfg.hp) - set(hp))
-    if unknown:
-        raise ZsgmError(f"unknown hyper-parameter(s) {unknown} for model '{cfg.model}'; "
-                        f"known: {', '.join(sorted(hp))}")
-    hp.update(cfg.hp)
-    if cfg.epochs:
-        hp["epochs"] = int(cfg.epochs)
-    hp["noise"] = bool(cfg.noise)
-    # The dataset's classifier budgets are keyed by classifier name (their options differ).
-    hp["clf"] = {**ds.get("clf_hp", {}).get(cfg.classifier, {}), **cfg.clf_hp}
-    hp["clf_search"] = classifier_search(cfg, ds)
-    hp["budget"] = layer if ds else f"{layer} (no dataset layer: shared defaults)"
-    return hp
-
-
-def classifier_search(cfg: RunConfig, ds: dict) -> dict:
-    """Classifier options that selection chooses among (``clf_search`` in ``_shared.yaml``, then the
-    dataset's YAML, keyed by classifier): each a list of values. An option the run sets itself
-    (``--clf-set``) is not searched."""
-    from pipelines.params import check_clf_layer
-
-    shared = load_yaml(CONFIG_DIR / "models" / "_shared.yaml").get("clf_search") or {}
-    search = {**(shared.get(cfg.classifier) or {}), **((ds.get("clf_search") or {}).get(cfg.classifier) or {})}
-    for key, values in search.items():
-        if not isinstance(values, list) or not values:
-            raise ZsgmError(f"clf_search.{cfg.classifier}.{key}: expected a non-empty list of values, got {values!r}")
-        for v in values:
-            check_clf_layer(cfg.classifier, {key: v}, "clf_search", prefix=f"clf_search.{cfg.classifier}.")
-    return {k: v for k, v in search.items() if k not in cfg.clf_hp}
-
-
-def clf_candidates(hp: dict) -> list[dict]:
-    """Every combination of the searched classifier options over the run's own; the first is the
-    first value of each (what a run without selection uses)."""
-    out = [dict(hp["clf"])]
-    for key, values in (hp.get("clf_search") or {}).items():
-        out = [{**c, key: v} for c in out for v in values]
-    return out
-
-
-def describe_budget(cfg: RunConfig, hp: dict) -> str:
-    clf = ", ".join(f"{k} {v}" for k, v in sorted(hp["clf"].items())) or "its defaults"
-    return (f"budget '{hp['budget']}': {hp['epochs']} epochs of batch {hp['batch_size']}"
-            f"{'' if hp.get('steps_per_epoch') is None else ' x ' + str(hp['steps_per_epoch']) + ' steps'}, "
-            f"hidden {hp['hidden']}, lr {hp['lr']}, {hp['n_synth']} synthetic features per class; "
-            f"{cfg.classifier} classifier: {clf}"
-            + "".join(f"; {k} chosen on validation among {v}" for k, v in (hp.get("clf_search") or {}).items()))
-
-
 # ---------------------------------------------------------------- one training + evaluation
 def train_data(prob: Problem) -> TrainData:
     """The generator's training data: the problem's real training features."""
     return TrainData(prob.train_features, prob.train_labels, prob.attributes)
 
 
-def classify(engine: Engine, prob: Problem, cfg: RunConfig, hp: dict, clf_options: dict | None = None) -> Scores:
+def classify(engine: Engine, prob: Problem, rc: Resolved, clf_options: dict | None = None) -> Scores:
     """evaluate's scorer (``evaluate.scoring.classify``) with this run's engine as the synthesiser of
     the unseen classes and its classifier options (the first candidate unless ``clf_options``)."""
-    options = clf_candidates(hp)[0] if clf_options is None else clf_options
+    options = rc.classifier.candidates()[0] if clf_options is None else clf_options
     if not engine.family.synthesizes:
-        return scoring.classify(prob, cfg.classifier, options)
-    noise = float(hp["noise_unseen"]) if cfg.noise else 0.0
-    fraction = float(hp["noise_fraction"])
-
-    def synthesize(att: torch.Tensor, n: int) -> torch.Tensor:
-        return engine.synthesize(att, n, noise, fraction)
-
-    return scoring.classify(prob, cfg.classifier, options, synthesize, int(hp["n_synth"]))
+        return scoring.classify(prob, rc.classifier.name, options)
+    return scoring.classify(prob, rc.classifier.name, options, engine.synthesize, rc.generator.n_synth)
 
 
 # ---------------------------------------------------------------- the run
@@ -187,29 +107,29 @@ class Attempt:
     val_history: list = field(default_factory=list)
 
 
-def _train_and_select(cfg: RunConfig, hp: dict, prob: Problem, device, epochs: int, ckpt: Path, tune_gamma: bool,
+def _train_and_select(rc: Resolved, prob: Problem, device, epochs: int, ckpt: Path, tune_gamma: bool,
                       progress: bool, desc: str, evaluate: bool = True) -> tuple[Engine, dict]:
     """Train with an epoch callback that scores ``prob`` every ``eval_every`` epochs;
     returns the engine and the best evaluation (epoch, γ, metrics). With ``evaluate`` False
     (a retraining on trainval, a fixed budget) nothing is scored during training: no test
     image is looked at before the one final evaluation, and no early stop can read it."""
-    engine = Engine(cfg.model, prob.train_features.shape[1], prob.attributes.shape[1], hp, device)
+    engine = Engine(rc.run.model, prob.train_features.shape[1], prob.attributes.shape[1], rc.generator, device)
     engine.resume(ckpt)
     best: dict = {}
     for h in engine.history:  # a resumed run recovers its selection state from the history
         if "eval_H" in h and (not best or h["eval_H"] > best["H"]):
             best = {"epoch": h["epoch"], "gamma": h["eval_gamma"], "H": h["eval_H"], "U": h["eval_U"],
-                    "S": h["eval_S"], "zsl": h["eval_zsl"], "clf": h.get("eval_clf", clf_candidates(hp)[0])}
-    patience = int(hp.get("patience", 0))
-    every = max(1, int(cfg.eval_every or hp.get("eval_every", 1)))
+                    "S": h["eval_S"], "zsl": h["eval_zsl"], "clf": h.get("eval_clf", rc.classifier.candidates()[0])}
+    patience, every = rc.selection.patience, rc.selection.eval_every
 
     def on_epoch(eng: Engine, epoch: int, logs: dict):
         if epoch % every and epoch != epochs and not eng.family.closed_form:
             return None
         here = None  # the best classifier setting at this epoch
-        for options in clf_candidates(hp):
-            s = classify(eng, prob, cfg, hp, options)
-            gamma, res = score(s, prob, None if tune_gamma else float(hp.get("gamma", 0.0)), hp["calibration"])
+        for options in rc.classifier.candidates():
+            s = classify(eng, prob, rc, options)
+            # γ is chosen on these scores, or 0 (no calibration: the retraining and a fixed budget)
+            gamma, res = score(s, prob, None if tune_gamma else 0.0, rc.selection.calibration)
             if here is None or res.H > here[1].H:
                 here = (gamma, res, s, options)
         gamma, res, s, options = here
@@ -234,18 +154,19 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     CLASSIFIERS.get_entry(cfg.classifier)  # likewise for the classifier
     fs = load_featureset(cfg)
     fs.check_gzsl(str(cfg.features or cfg.data))  # no test images of a split: an error, never a NaN
-    hp = resolve_hp(cfg, fs)
-    log.info("%s", describe_budget(cfg, hp))
+    rc = resolve(cfg, fs)
+    log.info("%s", rc.describe())
     device = pick_device(cfg.device)
     selection = cfg.selection
     split = validation_split(fs, cfg.seed) if selection == "validation" else None
     if selection == "validation" and split is None:
         log.warning("%s has no validation classes: running with selection 'fixed' (the configured %d epochs, "
-                    "no search)", fs.dataset, hp["epochs"])
+                    "no search)", fs.dataset, rc.generator.epochs)
         selection = "fixed"
     run_dir = run_path(cfg, runs_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    _drop_stale_checkpoints(run_dir, {"features": featureset_fingerprint(fs), "hp": hp, "selection": selection})
+    _drop_stale_checkpoints(run_dir, {"features": featureset_fingerprint(fs), "resolved": rc.to_dict(),
+                                     "selection": selection})
     seen, unseen = fs.seen_classes, fs.unseen_classes
     attempts: list[Attempt] = []
     for attempt in range(cfg.max_reseeds + 1):
@@ -256,20 +177,20 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         if selection == "validation":
             vprob = make_problem(fs, split.fit, split.train_classes, split.val_classes, split.val_seen,
                                  split.val_unseen, cfg.feature_normalisation, device)
-            val_engine, val = _train_and_select(cfg, hp, vprob, device, int(hp["epochs"]),
+            val_engine, val = _train_and_select(rc, vprob, device, rc.generator.epochs,
                                                 run_dir / f"val_{attempt}.pt",
                                        cfg.calibrate, progress, f"{cfg.model} val")
             seed_everything(seed + 1)
             final_epochs, gamma = int(val["epoch"]), float(val["gamma"]) if cfg.calibrate else 0.0
             prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
                                 cfg.feature_normalisation, device)
-            engine, _ = _train_and_select(cfg, hp, prob, device, final_epochs, run_dir / f"final_{attempt}.pt",
+            engine, _ = _train_and_select(rc, prob, device, final_epochs, run_dir / f"final_{attempt}.pt",
                                           False, progress, f"{cfg.model} final", evaluate=False)
-            s = classify(engine, prob, cfg, hp, val["clf"])
+            s = classify(engine, prob, rc, val["clf"])
             gamma, res = score(s, prob, gamma)
             # Either side of H vanishing is a collapse: no unseen class recognised (mode collapse),
             # or every seen image pulled to the unseen classes (synthetic features that swamp them).
-            collapsed = min(val["U"], val["S"]) <= float(hp["collapse_threshold"])
+            collapsed = min(val["U"], val["S"]) <= rc.selection.collapse_threshold
             val_history = val_engine.history
             # The retraining is scored by nothing before test: a blow-up there (seen on CUB-50 at lr 1e-3: a
             # critic loss from ~0.1 to 538 in one epoch, test U 14 after validation U 66) is caught by
@@ -282,19 +203,19 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
             prob = make_problem(fs, fs.trainval_loc, seen, unseen, fs.test_seen_loc, fs.test_unseen_loc,
                                 cfg.feature_normalisation, device)
             oracle = selection == "oracle"
-            epochs = int(hp["epochs"])
-            engine, best = _train_and_select(cfg, hp, prob, device, epochs, run_dir / f"{selection}_{attempt}.pt",
+            epochs = rc.generator.epochs
+            engine, best = _train_and_select(rc, prob, device, epochs, run_dir / f"{selection}_{attempt}.pt",
                                              oracle and cfg.calibrate, progress, f"{cfg.model} {selection}",
                                              evaluate=oracle)
             if oracle:
                 # The seed's rule: the numbers of the epoch that scored best on test.
                 final_epochs, gamma = int(best["epoch"]), float(best["gamma"])
                 res = GZSLResult(best["U"], best["S"], best["H"], best["zsl"])
-                s = best.get("scores") or classify(engine, prob, cfg, hp, best["clf"])
+                s = best.get("scores") or classify(engine, prob, rc, best["clf"])
             else:
                 final_epochs = engine.epoch
-                s = classify(engine, prob, cfg, hp)
-                gamma, res = score(s, prob, float(hp.get("gamma", 0.0)))
+                s = classify(engine, prob, rc)
+                gamma, res = score(s, prob, 0.0)  # no data to choose γ on: no calibration
             # Without validation data, collapse is judged on the synthetic features alone.
             collapsed = engine.family.synthesizes and s.synth_std < 1e-4
         attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine, val_history))
@@ -303,7 +224,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         log.warning("seed %d: collapsed (validation U %.2f%%, S %.2f%%) or its retraining diverged; re-seeding",
                     seed, val.get("U", 0.0), val.get("S", 0.0))
     final = attempts[-1]
-    record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, hp))
+    record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, rc))
     _save_run(run_dir, record, final, fs)
     append_record(record, store)
     return record
@@ -349,7 +270,7 @@ def _drop_stale_checkpoints(run_dir: Path, inputs: dict) -> None:
         atomic_write_json(path, {"key": key, "features": inputs["features"]})
 
 
-def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) -> dict:
+def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, rc: Resolved) -> dict:
     r = final.result
     return {
         "id": cfg.run_id(), "dataset": fs.dataset if cfg.features else (cfg.data or fs.dataset),
@@ -360,7 +281,7 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
         # selection then treats classes the features were trained on as unseen (optimistic).
         "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch"
         and fs.meta.get("scratch_classes") != "train",
-        "budget": hp.get("budget"), "normalise": cfg.feature_normalisation,
+        "budget": rc.budget, "normalise": cfg.feature_normalisation,
         "model": cfg.model, "classifier": cfg.classifier, "tricks": cfg.tricks, "seed": cfg.seed,
         "selection": selection, "U": round(r.U, 2), "S": round(r.S, 2), "H": round(r.H, 2),
         "zsl": round(r.zsl, 2), "epochs": final.epochs, "gamma": round(final.gamma, 4),
@@ -368,7 +289,8 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, hp) 
         "n_unseen": len(fs.unseen_classes), "reseeds": len(attempts) - 1, "collapsed": final.collapsed,
         "seed_used": final.seed, "val": {k: round(v, 4) if isinstance(v, float) else v for k, v in final.val.items()
                                         if k != "scores"},  # the scores tensors go to scores.safetensors
-        "status": "ok", "started": started, "versions": versions(), "config": cfg.to_dict(), "hp": hp,
+        "status": "ok", "started": started, "versions": versions(), "config": cfg.to_dict(),
+        "resolved": rc.to_dict(),  # every setting the run computed with (the YAML layers and overrides, typed)
     }
 
 

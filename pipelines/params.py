@@ -5,21 +5,20 @@ built: the run's own fields (``--epochs``, ``--seed``, ``--eval-every``, ``--dev
 every generative hyper-parameter (``--set``, and each YAML layer it overrides) and every
 final-classifier option (``--clf-set``), and ``zsgm extract``'s numeric options.
 
-* Generative hyper-parameters are the keys of ``configs/models/_shared.yaml``, the family's
-  ``configs/models/<model>.yaml`` and the dataset's ``configs/datasets/<data>.yaml``. Their
-  types and ranges are declared in :data:`HP`; a key not declared there is checked against
-  the type of its YAML default (so a new key is typed from the day it is added; declare it
-  here to give it a range).
-* Classifier options are the keyword arguments of the classifier classes' ``__init__``
-  (read by introspection, so an option added there is known at once); :data:`CLF` declares
-  ranges by option name, the default's type serves otherwise.
+* Generative hyper-parameters are the fields of the typed configs that read them (the engine's
+  ``GeneratorConfig``, the family's ``Params``, ``SelectionConfig``: ``pipelines.config.hp_owners``);
+  their defaults are in the YAML layers. Types and ranges are declared in :data:`HP`; a field not
+  declared there is checked against its annotation.
+* Classifier options are the fields of each classifier's ``Options`` dataclass (read by
+  introspection, so an option added there is known at once); :data:`CLF` declares ranges by
+  option name, the annotation's type serves otherwise.
 
 A message names the flag (or the YAML file and key), the value and what is allowed; every
 failure is a :class:`~extract.errors.ZsgmError` (exit 2).
 """
 from __future__ import annotations
 
-import inspect
+import dataclasses
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,7 @@ from typing import Any, Iterable
 
 from extract.errors import ZsgmError
 from extract.featureset import NORMALISATIONS
-from pipelines.config import SELECTIONS
+from pipelines.config import NOISE, SELECTIONS
 
 SEED_MAX = 2**32 - 1  # NumPy's seed range (torch takes more); re-seeds add 1000 per attempt below 2**64
 
@@ -124,11 +123,12 @@ HP: dict[str, Param] = {
     # networks
     "hidden": Int(1), "latent_dim": Int(1, nullable=True), "slope": NONNEG, "critic_dim": Int(1),
     # optimisation
-    "lr": POSITIVE, "lr_critic": POSITIVE, "beta1": Float(0, 1, hi_open=True), "beta2": Float(0, 1, hi_open=True),
+    "lr": POSITIVE, "lr_critic": Float(0, lo_open=True, nullable=True),
+    "beta1": Float(0, 1, hi_open=True), "beta2": Float(0, 1, hi_open=True),
     "critic_iters": Int(1), "gp_weight": NONNEG, "cls_weight": NONNEG, "cls_pretrain_epochs": Int(1),
     "weight_reg": Float(0, nullable=True),
     # attribute noise and synthesis
-    "noise_train": NONNEG, "noise_relative": BOOL, "noise_seen": NONNEG, "noise_unseen": NONNEG,
+    "noise_train": NONNEG, "noise_relative": BOOL, "noise_unseen": NONNEG,
     "noise_fraction": FRACTION, "n_synth": Int(1), "collapse_threshold": Float(0, 100),
     "calibration": Choice("max_h", "balance"),
     # speed options
@@ -151,7 +151,7 @@ CLF: dict[str, Param] = {
 # ---------------------------------------------------------------- the run's own fields
 RUN: dict[str, Param] = {
     "seed": Int(0, SEED_MAX), "epochs": Int(1, nullable=True), "eval_every": Int(1, nullable=True),
-    "max_reseeds": Int(0, 100), "noise": BOOL, "calibrate": BOOL,
+    "max_reseeds": Int(0, 100), "noise": Choice(*NOISE), "calibrate": BOOL,
     "selection": Choice(*SELECTIONS), "normalise": Choice("auto", *NORMALISATIONS),
 }
 
@@ -164,11 +164,13 @@ EXTRACT: dict[str, Param] = {
 # The command-line flag of each RunConfig field (messages name what the user typed).
 CLI_FLAGS = {"seed": "--seed", "epochs": "--epochs", "eval_every": "--eval-every", "device": "--device",
              "selection": "--selection", "normalise": "--normalise", "hp": "--set", "clf_hp": "--clf-set",
-             "noise": "--no-noise", "calibrate": "--no-calibration", "max_reseeds": "max_reseeds"}
+             "noise": "--noise", "calibrate": "--no-calibration", "max_reseeds": "max_reseeds"}
 
 
 def inferred(default: Any) -> Param:
     """The type a default value implies, for options not declared above."""
+    if isinstance(default, str) and default in _ANNOTATIONS:  # a dataclass field's annotation
+        return _ANNOTATIONS[default]
     if isinstance(default, bool):
         return BOOL
     if isinstance(default, int):
@@ -178,6 +180,10 @@ def inferred(default: Any) -> Param:
     if isinstance(default, str):
         return Param("str")
     return Param("any")
+
+
+_ANNOTATIONS = {"int": Int(), "float": Float(), "bool": BOOL, "str": Param("str"),
+                "int | None": Int(nullable=True), "float | None": Float(nullable=True)}
 
 
 def _show(value: Any, quote: bool = True) -> str:
@@ -202,7 +208,7 @@ def _setting(flag: str | None, key: str, value: Any, source: str) -> str:
     source (a file, 'command line', a grid cell)."""
     if flag in ("--set", "--clf-set"):
         return f"{flag} {key}={_show(value, quote=False)}"
-    if flag and flag.startswith("--") and flag not in ("--no-noise", "--no-calibration"):
+    if flag and flag.startswith("--") and flag != "--no-calibration":
         return flag
     return source
 
@@ -234,37 +240,27 @@ def check_device(name: str | None, where: str = "--device") -> None:
         raise ZsgmError(f"{where} {name!r}: device type '{dev.type}' is not supported; {hint}")
 
 
-def hp_param(key: str, default: Any = None) -> Param:
-    return HP.get(key) or inferred(default)
-
-
-def check_hp_layer(values: dict, defaults: dict, source: str, flag: str | None = None, model: str = "") -> None:
-    """One layer of hyper-parameters: known keys (those of ``defaults``), each of its type and range."""
+def check_hp_layer(values: dict, known: Iterable[str], source: str, flag: str | None = None, model: str = "") -> None:
+    """One layer of hyper-parameters: known keys (``known``), each of its declared type and range."""
     if not isinstance(values, dict):
         raise ZsgmError(f"{source}: 'hp' must be a mapping of KEY: VALUE, got {_show(values)}")
-    unknown = sorted(k for k in values if k not in defaults)
+    unknown = sorted(k for k in values if k not in known)
     if unknown:
         what = f" for model '{model}'" if model else ""
         raise ZsgmError(f"{flag or source}: unknown hyper-parameter(s) {unknown}{what}; known: "
-                        f"{', '.join(sorted(defaults))}")
+                        f"{', '.join(sorted(known))}")
     for key, value in values.items():
-        check_value(hp_param(key, defaults.get(key)), value, key if flag else f"hp.{key}",
+        check_value(HP.get(key, Param("any")), value, key if flag else f"hp.{key}",
                     _setting(flag, key, value, source))
 
 
 def classifier_options(name: str) -> dict[str, Param]:
-    """The options of classifier ``name``: its ``__init__`` keywords (but ``device``), typed by
-    :data:`CLF` or by their default values."""
+    """The options of classifier ``name``: the fields of its ``Options``, typed by :data:`CLF` or by
+    their annotations."""
     from evaluate.classifiers import CLASSIFIERS
 
-    cls = CLASSIFIERS.get_entry(name).cls
-    out: dict[str, Param] = {}
-    for p in inspect.signature(cls.__init__).parameters.values():
-        if p.name in ("self", "device") or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        default = None if p.default is p.empty else p.default
-        out[p.name] = CLF.get(p.name) or inferred(default)
-    return out
+    fields = dataclasses.fields(CLASSIFIERS.get_entry(name).cls.Options)
+    return {f.name: CLF.get(f.name) or inferred(f.type) for f in fields}
 
 
 def check_clf_layer(classifier: str, values: dict, source: str, flag: str | None = None,
@@ -285,7 +281,7 @@ def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
     option it resolves to, each against its declaration. Reads only the YAML configs."""
     from generate.registry import get as get_model
     from evaluate.classifiers import CLASSIFIERS
-    from pipelines.config import CONFIG_DIR, dataset_overrides, layered_model_defaults
+    from pipelines.config import dataset_layer, hp_layers, hp_owners, resolve
 
     flags = flags or {}
 
@@ -298,27 +294,18 @@ def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
     check_device(cfg.device, flags.get("device") or f"{source}: device")
     get_model(cfg.model)                    # unknown names fail here, with suggestions
     CLASSIFIERS.get_entry(cfg.classifier)
-    # hyper-parameters: each YAML layer, then the run's overrides
-    layers = layered_model_defaults(cfg.model)
-    from pipelines.gzsl import dataset_layer  # the layer the run will read (a FeatureSet's own dataset)
-
-    layer = dataset_layer(cfg)
-    ds_path = CONFIG_DIR / "datasets" / f"{layer}.yaml"
-    ds = dataset_overrides(layer)
-    known: dict = {}
-    for path, values in layers:
-        known.update(values if isinstance(values, dict) else {})
-    for path, values in layers:
-        check_hp_layer(values, known, _rel(path), model=cfg.model)
-    check_hp_layer(ds.get("hp") or {}, known, _rel(ds_path), model=cfg.model)
-    check_hp_layer(cfg.hp, known, source, flags.get("hp"), cfg.model)
-    clf_ds = ds.get("clf_hp") or {}
-    if not isinstance(clf_ds, dict):
-        raise ZsgmError(f"{_rel(ds_path)}: 'clf_hp' must map classifier names to their options")
-    if cfg.classifier in clf_ds:
-        check_clf_layer(cfg.classifier, clf_ds[cfg.classifier] or {}, _rel(ds_path),
-                        prefix=f"clf_hp.{cfg.classifier}.")
+    # hyper-parameters: each YAML layer (the one the run will read: a FeatureSet's own dataset), then
+    # the run's overrides, typed by the fields that read them
+    known = hp_owners(cfg.model)
+    for layer_source, values in hp_layers(cfg, dataset_layer(cfg)):
+        if layer_source == "run":
+            continue  # the typed run fields, checked above
+        if layer_source == "--set":
+            check_hp_layer(values, known, source, flags.get("hp"), cfg.model)
+        else:
+            check_hp_layer(values, known, layer_source, model=cfg.model)
     check_clf_layer(cfg.classifier, cfg.clf_hp, source, flags.get("clf_hp"))
+    resolve(cfg)  # the dataset's classifier layer, the search lists, keys without a default
 
 
 def check_extract_args(args) -> None:

@@ -84,15 +84,17 @@ def resolve_budget(name: str, device: str) -> str:
     return "seed" if pick_device(device).type == "cuda" else "cpu"
 
 
-def budget_overrides(spec: dict, budget: str, layer: str, classifier: str) -> tuple[dict, dict]:
-    """(hp, clf_hp) overrides of ``budget`` for a FeatureSet whose dataset layer is ``layer``."""
+def budget_overrides(spec: dict, budget: str, layer: str, classifier: str) -> dict:
+    """The RunConfig fields ``budget`` sets for a FeatureSet whose dataset layer is ``layer``: the run
+    fields it names (epochs, eval_every), ``hp`` and this classifier's ``clf_hp``."""
     block = spec.get("budgets", {}).get(budget) or {}
     entry = block.get(layer, block.get("*", {})) or {}
-    return dict(entry.get("hp", {})), dict(entry.get("clf_hp", {}).get(classifier, {}))
+    run = {k: entry[k] for k in ("epochs", "eval_every") if k in entry}
+    return {**run, "hp": dict(entry.get("hp", {})), "clf_hp": dict(entry.get("clf_hp", {}).get(classifier, {}))}
 
 
 def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
-    from pipelines.gzsl import dataset_layer
+    from pipelines.config import dataset_layer
 
     spec = suite()
     budget = resolve_budget(req.budget, req.device)
@@ -114,12 +116,12 @@ def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
         layer = dataset_layer(RunConfig(features=str(path)))
         for conf in configs:
             run = {k: v for k, v in conf.items() if k != "name"}
-            hp, clf_hp = budget_overrides(spec, budget, layer, run.get("classifier", "prototype"))
+            over = budget_overrides(spec, budget, layer, run.get("classifier", "prototype"))
             for selection in req.selections:
                 for seed in range(seeds):
-                    cfg = RunConfig.from_dict({**run, "features": str(path), "seed": seed, "selection": selection,
-                                               "hp": {**hp, **run.get("hp", {})},
-                                               "clf_hp": {**clf_hp, **run.get("clf_hp", {})},
+                    cfg = RunConfig.from_dict({**over, **run, "features": str(path), "seed": seed,
+                                               "selection": selection, "hp": {**over["hp"], **run.get("hp", {})},
+                                               "clf_hp": {**over["clf_hp"], **run.get("clf_hp", {})},
                                                "device": req.device}, f"{SUITE}: {conf['name']}")
                     cells.append(Cell(cfg.run_id(), "gzsl", cfg.to_dict(),
                                       labels={"featureset": path.stem, "configuration": conf["name"]}))

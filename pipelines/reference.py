@@ -34,6 +34,7 @@ from torch.utils.data import DataLoader
 from evaluate.classifiers.prototype import PrototypeNet
 from evaluate.metrics import gzsl_evaluate
 from extract.rng import seed_everything
+from generate.config import GeneratorConfig
 from generate.engine import gradient_penalty
 from generate.registry import get as get_model
 from generate.seen_classifier import train_seen_classifier
@@ -97,24 +98,24 @@ def train_classifier_tuples(kind: str, x: torch.Tensor, y: torch.Tensor, n_class
 class ReferenceGAN:
     """The field's generator training loop around one of the engine's families."""
 
-    def __init__(self, model: str, hp: dict, train_x: torch.Tensor, train_y: torch.Tensor,
+    def __init__(self, model: str, config: GeneratorConfig, train_x: torch.Tensor, train_y: torch.Tensor,
                  attributes: torch.Tensor, seen: torch.Tensor, device: torch.device):
         d, a = train_x.shape[1], attributes.shape[1]
-        self.hp, self.device, self.train_x, self.train_y, self.attributes = hp, device, train_x, train_y, attributes
-        self.family = get_model(model).cls(d, a, hp).to(device)
-        betas = (float(hp.get("beta1", 0.5)), float(hp.get("beta2", 0.999)))
-        self.opt_g = torch.optim.Adam(self.family.generator_parameters(), lr=float(hp["lr"]), betas=betas)
-        self.opt_c = torch.optim.Adam(self.family.critic_parameters(), lr=float(hp.get("lr_critic", hp["lr"])),
-                                      betas=betas)
-        self.bs, self.critic_iters = int(hp["batch_size"]), int(hp.get("critic_iters", 5))
-        self.noise = float(hp.get("noise_train", 0.0)) if hp.get("noise", True) else 0.0
-        self.gp_weight = float(hp.get("gp_weight", 10.0))
+        self.config, self.device, self.train_x, self.train_y, self.attributes = config, device, train_x, train_y, \
+            attributes
+        self.family = get_model(model).cls(d, a, config).to(device)
+        betas = (config.beta1, config.beta2)
+        self.opt_g = torch.optim.Adam(self.family.generator_parameters(), lr=config.lr, betas=betas)
+        self.opt_c = torch.optim.Adam(self.family.critic_parameters(), lr=config.lr_critic or config.lr, betas=betas)
+        self.bs, self.critic_iters = config.batch_size, config.critic_iters
+        self.noise = config.noise.train  # those scripts' noise is in raw attribute units
+        self.gp_weight = config.gp_weight
         self.seen_clf, self.class_map = None, None
-        if float(hp.get("cls_weight", 0)) > 0:  # f-CLSWGAN pre-trains its seen classifier too
+        if config.cls_weight > 0:  # f-CLSWGAN pre-trains its seen classifier too
             class_map = torch.full((attributes.shape[0],), -1, dtype=torch.long)
             class_map[seen] = torch.arange(len(seen))
             self.seen_clf = train_seen_classifier(train_x.to(device), class_map[train_y].to(device), len(seen),
-                                                  epochs=int(hp.get("cls_pretrain_epochs", 20)))
+                                                  epochs=config.cls_pretrain_epochs)
             self.class_map = class_map.to(device)
         self.input_res = torch.empty(self.bs, d, device=device)
         self.input_att = torch.empty(self.bs, a, device=device)
@@ -157,7 +158,7 @@ class ReferenceGAN:
             fake = fam.sample(att)
             loss, _logs = fam.generator_loss(self.input_res, fake, att)
             if self.seen_clf is not None:
-                loss = loss + float(self.hp["cls_weight"]) * F.cross_entropy(self.seen_clf(fake),
+                loss = loss + self.config.cls_weight * F.cross_entropy(self.seen_clf(fake),
                                                                              self.class_map[self.input_label])
             self.opt_g.zero_grad()
             loss.backward()
@@ -167,17 +168,18 @@ class ReferenceGAN:
             p.requires_grad = True
 
 
-def reference_run(model: str, classifier: str, hp: dict, epochs: int, train_x: torch.Tensor, train_y: torch.Tensor,
-                  attributes: torch.Tensor, seen: torch.Tensor, unseen: torch.Tensor,
+def reference_run(model: str, classifier: str, config: GeneratorConfig, epochs: int, train_x: torch.Tensor,
+                  train_y: torch.Tensor, attributes: torch.Tensor, seen: torch.Tensor, unseen: torch.Tensor,
                   test_seen: tuple[torch.Tensor, torch.Tensor], test_unseen: tuple[torch.Tensor, torch.Tensor],
                   device: torch.device, clf_epochs: int = 50, clf_batch_size: int = 256,
                   clf_hidden: int = 1024, seed: int = 0) -> dict:
     """Train ``epochs`` generator epochs the field's way; returns wall time, the per-epoch
     history and the best (oracle) H. Inputs are normalised features on the CPU. Seeded, as
-    those scripts are (``manualSeed``): a repeat differs in time, not in H."""
+    those scripts are (``manualSeed``): a repeat differs in time, not in H. The ``clf_*`` values
+    are the field's final classifier (f-CLSWGAN's and the seed's), not zsgm's defaults."""
     seed_everything(seed)
     t_start = time.perf_counter()
-    gan = ReferenceGAN(model, hp, train_x, train_y, attributes, seen, device)
+    gan = ReferenceGAN(model, config, train_x, train_y, attributes, seen, device)
     all_classes = torch.cat([seen, unseen])
     local = torch.full((attributes.shape[0],), -1, dtype=torch.long)
     local[all_classes] = torch.arange(len(all_classes))
@@ -187,9 +189,8 @@ def reference_run(model: str, classifier: str, hp: dict, epochs: int, train_x: t
     for epoch in range(1, epochs + 1):
         gan.train_iters()
         # ---- the per-epoch evaluation of those scripts
-        syn_x, syn_y = generate_syn_feature(gan.family, unseen, attributes, int(hp["n_synth"]),
-                                            float(hp.get("noise_unseen", 0.0)) if hp.get("noise", True) else 0.0,
-                                            float(hp.get("noise_fraction", 1.0)), device)
+        syn_x, syn_y = generate_syn_feature(gan.family, unseen, attributes, config.n_synth, config.noise.unseen,
+                                            config.noise.fraction, device)
         x = torch.cat([train_x, syn_x])
         y = local[torch.cat([train_y, syn_y])]
         clf = train_classifier_tuples(classifier, x, y, len(all_classes), attributes[all_classes], device,

@@ -304,22 +304,22 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
 
 
 def stale_defaults(cell: Cell, record: dict) -> bool:
-    """True when the hyper-parameters a cell would resolve now (shared < family < dataset YAML
-    < overrides) differ from those its stored record ran with.
+    """True when the settings a cell would resolve now (shared < family < dataset YAML < overrides,
+    the classifier's likewise) differ from those its stored record ran with.
 
     The run id hashes the RunConfig only, so without this check a change of a default in
-    configs/models/*.yaml would leave old numbers standing as if they were current.
+    configs/models/*.yaml would leave old numbers standing as if they were current. A record of the
+    untyped format (``hp``, before ``resolved``) cannot be compared: stale.
     """
-    if "hp" not in record:
-        return False
+    if "resolved" not in record:
+        return "hp" in record
     try:
-        from pipelines.config import RunConfig
-        from pipelines.gzsl import resolve_hp
+        from pipelines.config import RunConfig, resolve
 
-        now = resolve_hp(RunConfig.from_dict(cell.params))
+        now = resolve(RunConfig.from_dict(cell.params)).to_dict()
     except Exception:  # a config that cannot resolve fails when it runs, not here
         return False
-    return stable_hash(json.loads(json.dumps(now, default=str))) != stable_hash(record["hp"])
+    return stable_hash(json.loads(json.dumps(now, default=str))) != stable_hash(record["resolved"])
 
 
 def plan_rows(plan: Plan, records: list[dict]) -> tuple[list[dict], list[dict], list[dict]]:

@@ -7,7 +7,7 @@ import torch
 
 from generate.engine import Engine, TrainData
 from generate.registry import MODELS
-from pipelines.config import model_defaults
+from pipelines.config import classifier_defaults, generator_defaults
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -25,7 +25,7 @@ def _data(seed: int = 0, n: int = 400, classes: int = 10, d: int = 32, a: int = 
 
 
 def _engine(model: str, **hp) -> Engine:
-    base = {**model_defaults(model), "hidden": 64, "batch_size": 32, "cls_pretrain_epochs": 2, **hp}
+    base = generator_defaults(model, **{"hidden": 64, "batch_size": 32, "cls_pretrain_epochs": 2, **hp})
     torch.manual_seed(0)
     return Engine(model, 32, 12, base, DEV)
 
@@ -181,7 +181,7 @@ def test_graphed_classifier_steps_land_on_the_eager_weights():
 
 @pytest.mark.parametrize("name", ["prototype", "softmax"])
 def test_graphed_final_classifier_predicts_as_the_eager_one(name):
-    from evaluate.classifiers import CLASSIFIERS
+    from evaluate.classifiers import build
     from extract.synthetic import planted_featureset
 
     fs = planted_featureset(n_classes=20, n_unseen=5, n_val=4, feature_dim=64, seed=1)
@@ -191,7 +191,7 @@ def test_graphed_final_classifier_predicts_as_the_eager_one(name):
     for graphs in ("auto", "off"):
         torch.manual_seed(0)
         torch.cuda.manual_seed(0)
-        clf = CLASSIFIERS[name].cls(epochs=10, cuda_graphs=graphs).fit(x, y, 20, att)
+        clf = build(name, classifier_defaults(name, epochs=10, cuda_graphs=graphs)).fit(x, y, 20, att)
         preds[graphs] = clf.scores(x).argmax(1)
     agree = (preds["auto"] == preds["off"]).float().mean()
     acc = (preds["auto"] == y).float().mean()

@@ -11,6 +11,7 @@ case starts from one seed, and torch runs one intra-op thread (restored afterwar
 that the numbers are the same alone, in a full run, and beside a busy process."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -23,7 +24,7 @@ from extract.featureset import fit_normaliser
 from extract.synthetic import planted_featureset
 from generate.engine import Engine, TrainData
 from generate.registry import MODELS
-from pipelines.config import model_defaults
+from pipelines.config import generator_defaults
 
 N_UNSEEN = 10
 CHANCE = 100.0 / N_UNSEEN  # ZSL top-1 over the unseen classes
@@ -65,14 +66,17 @@ def planted():
 
 def zsl_accuracy(engine: Engine, att: torch.Tensor, xu, yu, unseen, n: int = 50) -> float:
     """ZSL top-1 (%) of nearest synthetic class mean (cosine) on real unseen features."""
+    noisy = engine.config
+    engine.config = dataclasses.replace(noisy, noise=dataclasses.replace(noisy.noise, unseen=0.0))  # clean means
     fake = engine.synthesize(att[unseen], n, gen=torch.Generator().manual_seed(0))
+    engine.config = noisy
     means = fake.view(len(unseen), n, -1).mean(1)
     sim = F.normalize(xu, dim=1) @ F.normalize(means, dim=1).T
     return mean_class_accuracy(unseen[sim.argmax(1)], yu)
 
 
 def build(name: str, data: TrainData) -> Engine:
-    return Engine(name, data.features.shape[1], data.attributes.shape[1], {**model_defaults(name), **TEST_HP})
+    return Engine(name, data.features.shape[1], data.attributes.shape[1], generator_defaults(name, **TEST_HP))
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -102,8 +106,8 @@ def test_family_learns_and_reloads(name, planted, tmp_path):
 
     # Deterministic under a seeded generator, noise on half of each class included.
     def synth(eng: Engine) -> torch.Tensor:
-        return eng.synthesize(data.attributes[unseen], 7, noise_std=0.3, noise_fraction=0.5,
-                              gen=torch.Generator().manual_seed(123))
+        assert eng.config.noise.unseen == 0.3 and eng.config.noise.fraction == 0.5  # the shipped defaults
+        return eng.synthesize(data.attributes[unseen], 7, gen=torch.Generator().manual_seed(123))
 
     first = synth(engine)
     assert first.shape == (len(unseen) * 7, data.features.shape[1])

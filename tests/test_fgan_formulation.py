@@ -11,7 +11,7 @@ from generate.engine import Engine, TrainData
 from generate.families.fgan import DIVERGENCES, STUDY_TERMS, STUDY_WEIGHT_REG
 from generate.families.gan_losses import bce_critic, nonsaturating_generator
 from generate.registry import get
-from pipelines.config import model_defaults
+from pipelines.config import generator_defaults
 
 E = torch.exp
 
@@ -30,7 +30,8 @@ WRITTEN = {
 
 
 def fam(name: str, **hp):
-    return get(f"fgan_{name}").cls(3, 2, {**model_defaults(f"fgan_{name}"), "hidden": 8, **hp})
+    config = generator_defaults(f"fgan_{name}", hidden=8, **hp)
+    return get(f"fgan_{name}").cls(3, 2, config)
 
 
 def test_every_divergence_has_a_study_form():
@@ -95,7 +96,7 @@ def test_js_study_trains_differently_from_nsgan():
 
     def run(model: str, **extra) -> torch.Tensor:
         torch.manual_seed(0)
-        eng = Engine(model, 16, fs.attributes.shape[1], {**model_defaults(model), **hp, **extra})
+        eng = Engine(model, 16, fs.attributes.shape[1], generator_defaults(model, **hp, **extra))
         eng.fit(data, 2, progress=False)
         return eng.synthesize(fs.attributes[:3].float(), 4, gen=torch.Generator().manual_seed(1))
 

@@ -16,6 +16,7 @@ from generate.families.gan_losses import (bce_critic, least_squares_critic, leas
                                           relativistic_generator)
 from generate.families.info import info_loss
 from generate.registry import get
+from pipelines.config import generator_defaults
 
 LN2 = math.log(2.0)
 t = torch.tensor
@@ -26,7 +27,7 @@ def close(a, b, tol=1e-6):
 
 
 def family(name: str, **hp):
-    return get(name).cls(2, 1, {"hidden": 4, **hp})
+    return get(name).cls(2, 1, generator_defaults(name, hidden=4, **hp))
 
 
 class Identity(nn.Module):

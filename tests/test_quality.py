@@ -12,7 +12,7 @@ from evaluate import selection
 from evaluate.metrics import best_gamma, gamma_grid, gzsl_evaluate
 from extract.synthetic import planted_featureset
 from pipelines import gzsl
-from pipelines.config import RunConfig, dataset_overrides
+from pipelines.config import RunConfig, dataset_layer, dataset_overrides, resolve
 from pipelines.quality import QualityRequest, check_targets, run as run_quality, summarise
 
 # The CI slice: the default path (cramer + noise + prototype) on the demo, one seed, validation
@@ -58,17 +58,17 @@ def test_a_non_demo_featureset_never_gets_the_demo_layer(tmp_path):
     demo = gzsl.demo_path()
     copy = tmp_path / "mine.safetensors"
     shutil.copy(demo, copy)  # the same features under another path: the user's own file
-    assert gzsl.dataset_layer(RunConfig(features=str(demo))) == "demo"
-    assert gzsl.dataset_layer(RunConfig()) == "demo"
+    assert dataset_layer(RunConfig(features=str(demo))) == "demo"
+    assert dataset_layer(RunConfig()) == "demo"
     for cfg in (RunConfig(features=str(copy)), RunConfig(features=str(copy), data="cub")):
-        hp = gzsl.resolve_hp(cfg)
-        assert gzsl.dataset_layer(cfg) == "cub" and hp["budget"] == "cub"
-        assert hp["hidden"] != dataset_overrides("demo")["hp"]["hidden"]
+        rc = resolve(cfg)
+        assert dataset_layer(cfg) == "cub" and rc.budget == "cub"
+        assert rc.generator.hidden != dataset_overrides("demo")["hp"]["hidden"]
     planted = planted_featureset(n_classes=12, n_unseen=3, n_val=2, n_per_class=4, feature_dim=8, seed=0)
     planted.meta["dataset"] = "flo"
     planted.save(tmp_path / "flo.safetensors")
-    hp = gzsl.resolve_hp(RunConfig(features=str(tmp_path / "flo.safetensors")))
-    assert hp["budget"] == "flo (no dataset layer: shared defaults)" and hp["hidden"] == 4096
+    rc = resolve(RunConfig(features=str(tmp_path / "flo.safetensors")))
+    assert rc.budget == "flo" and rc.generator.hidden == 4096  # no flo layer: the shared defaults
 
 
 def test_calibration_in_logit_space_does_not_depend_on_the_number_of_classes():
@@ -97,8 +97,8 @@ def test_a_run_whose_seen_accuracy_vanishes_counts_as_collapsed(tmp_path, monkey
     fs.save(tmp_path / "p.safetensors")
     real = gzsl._train_and_select
 
-    def seen_collapses(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw):
-        engine, best = real(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw)
+    def seen_collapses(rc, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw):
+        engine, best = real(rc, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw)
         if "val" in desc:
             best = {**best, "S": 0.0, "U": 80.0}
         return engine, best
@@ -113,14 +113,14 @@ def test_a_run_whose_seen_accuracy_vanishes_counts_as_collapsed(tmp_path, monkey
 def test_selection_evidence_is_kept(tmp_path):
     fs = planted_featureset(n_classes=20, n_unseen=4, n_val=4, n_per_class=8, feature_dim=16, seed=0)
     fs.save(tmp_path / "p.safetensors")
-    cfg = RunConfig(features=str(tmp_path / "p.safetensors"), model="cramer", eval_every=1,
-                    hp={"hidden": 32, "epochs": 2, "steps_per_epoch": 2, "n_synth": 5, "cls_pretrain_epochs": 1},
+    cfg = RunConfig(features=str(tmp_path / "p.safetensors"), model="cramer", eval_every=1, epochs=2,
+                    hp={"hidden": 32, "steps_per_epoch": 2, "n_synth": 5, "cls_pretrain_epochs": 1},
                     clf_hp={"epochs": 2, "min_steps": 0, "hidden": 16})
     rec = gzsl.run_gzsl(cfg, store=tmp_path / "runs.jsonl", runs_dir=tmp_path / "runs", progress=False)
     hist = json.loads((tmp_path / "runs" / rec["id"] / "val_history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2]
     assert all({"eval_U", "eval_S", "eval_H", "eval_gamma", "loss_generator"} <= set(h) for h in hist)
-    assert rec["budget"] and rec["hp"]["budget"] == rec["budget"]
+    assert rec["budget"] and rec["resolved"]["budget"] == rec["budget"]
 
 
 def test_the_balance_rule_picks_the_gamma_where_u_meets_s():

@@ -45,8 +45,9 @@ def no_work(monkeypatch):
 # ---------------------------------------------------------------- options, before any work
 OPTION_ROWS = [
     ("--set hidden=abc", ["gzsl", "--set", "hidden=abc"], ["--set hidden=abc", "integer >= 1", "'abc'"]),
-    ("--set epochs=abc", ["gzsl", "--set", "epochs=abc"], ["--set epochs=abc", "integer >= 1"]),
-    ("--set epochs=0", ["gzsl", "--set", "epochs=0"], ["--set epochs=0", "epochs must be an integer >= 1"]),
+    ("--set epochs=5", ["gzsl", "--set", "epochs=5"], ["--set epochs", "use --epochs", "one way in"]),
+    ("--set eval_every=2", ["gzsl", "--set", "eval_every=2"], ["--set eval_every", "use --eval-every"]),
+    ("--epochs 0", ["gzsl", "--epochs", "0"], ["--epochs", "integer >= 1", "got 0"]),
     ("--set n_synth=-5", ["gzsl", "--set", "n_synth=-5"], ["--set n_synth=-5", "integer >= 1", "got -5"]),
     ("--set batch_size=0", ["gzsl", "--set", "batch_size=0"], ["--set batch_size=0", "batch_size must be"]),
     ("--set lr=-1", ["gzsl", "--set", "lr=-1"], ["--set lr=-1", "> 0"]),

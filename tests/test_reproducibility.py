@@ -13,12 +13,12 @@ import torch
 
 from evaluate.records import read_records
 from pipelines.cli import main
-from pipelines.config import RunConfig
+from pipelines.config import RunConfig, resolve
 from pipelines.gzsl import run_gzsl
 
 TINY_HP = {"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 1}
 TINY_CLF = {"epochs": 2, "min_steps": 0}
-NUMBERS = ("U", "S", "H", "zsl", "epochs", "gamma", "reseeds", "collapsed", "seed_used", "val", "hp", "id")
+NUMBERS = ("U", "S", "H", "zsl", "epochs", "gamma", "reseeds", "collapsed", "seed_used", "val", "resolved", "id")
 
 
 @pytest.fixture(autouse=True)
@@ -60,7 +60,7 @@ def test_one_seed_gives_identical_records(tmp_path):
     assert history(tmp_path / "rc", c) != history(tmp_path / "ra", a)
     # The record carries what a rerun needs.
     assert {"torch", "timm", "zsgm", "numpy", "python"} <= set(a["versions"])
-    assert RunConfig.from_dict(a["config"]).run_id() == a["id"] and a["hp"]["hidden"] == 64
+    assert RunConfig.from_dict(a["config"]).run_id() == a["id"] and a["resolved"]["generator"]["hidden"] == 64
 
 
 def test_rerun_verb_repeats_a_record(tmp_path, monkeypatch, capsys):
@@ -97,11 +97,13 @@ def test_rerun_pins_changed_defaults(tmp_path, monkeypatch, caplog):
     from pipelines.verbs import rerun
 
     rec = {"id": "x-s0", "config": config(tmp_path / "p.safetensors").to_dict(),
-           "hp": {**__import__("pipelines.gzsl", fromlist=["resolve_hp"]).resolve_hp(config(tmp_path / "p")),
-                  "lr": 0.123}}
+           "resolved": resolve(config(tmp_path / "p")).to_dict()}
+    rec["resolved"]["generator"]["lr"] = 0.123
+    rec["resolved"]["classifier"]["options"]["lr"] = 0.5
     with caplog.at_level(logging.WARNING, logger="zsgm.rerun"):
         cfg, pinned = rerun.config_of(rec, None, None)
-    assert pinned == {"lr": 0.123} and cfg.hp["lr"] == 0.123 and "defaults changed" in caplog.text
+    assert pinned == {"lr": 0.123, "clf.lr": 0.5} and cfg.hp["lr"] == 0.123 and cfg.clf_hp["lr"] == 0.5
+    assert "defaults changed" in caplog.text
 
 
 @pytest.mark.parametrize("key, words", [("zzzz", "no record with id 'zzzz'"), ("", "ambiguous")])

@@ -253,9 +253,9 @@ def test_resume_after_early_stop_stays_stopped(tmp_path, request):
     """A run that stopped early (patience) and is re-run must not train on past the stop."""
     from extract.rng import seed_everything
     from generate.engine import Engine, TrainData
-    from pipelines.config import model_defaults
+    from pipelines.config import generator_defaults
 
-    hp = {**model_defaults("cramer"), "hidden": 32, "cls_pretrain_epochs": 1, "batch_size": 16}
+    hp = generator_defaults("cramer", hidden=32, cls_pretrain_epochs=1, batch_size=16)
     g = torch.Generator().manual_seed(0)
     data = TrainData(torch.rand(48, 8, generator=g), torch.arange(6).repeat(8), torch.rand(6, 5, generator=g))
 

@@ -16,8 +16,8 @@ from pipelines.runner import LocalExecutor, run_plan
 
 # Budgets small enough for a 2-core CI box; the grid's shape is demo.yaml's own.
 TINY = {"epochs": 1, "hp": {"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 1}, "clf_hp": {"epochs": 2}}
-TINY_ARGS = ["--set", "epochs=1", "--set", "hp.hidden=64", "--set", "hp.n_synth=20",
-             "--set", "hp.cls_pretrain_epochs=1", "--set", "clf_hp.epochs=2"]
+TINY_ARGS = ["--cell", "epochs=1", "--set", "hidden=64", "--set", "n_synth=20",
+             "--set", "cls_pretrain_epochs=1", "--clf-set", "epochs=2"]
 
 
 @pytest.fixture
@@ -78,10 +78,11 @@ def test_demo_grid_end_to_end_then_resume(results: Path, capsys) -> None:
     from evaluate.records import append_record
 
     old = next(r for r in records if r["model"] == "cramer")
-    append_record({**old, "hp": {**old["hp"], "lr": 0.5}}, results / "runs.jsonl")
+    moved = {**old["resolved"], "generator": {**old["resolved"]["generator"], "lr": 0.5}}
+    append_record({**old, "resolved": moved}, results / "runs.jsonl")
     summary = run_plan(plan, LocalExecutor(1), store=results / "runs.jsonl")
     assert (summary.ran, summary.skipped) == (1, 11)
-    assert read_records(results / "runs.jsonl")[-1]["hp"] == old["hp"]
+    assert read_records(results / "runs.jsonl")[-1]["resolved"] == old["resolved"]
 
     # zsgm results lists the stored rows, filtered.
     capsys.readouterr()
@@ -139,7 +140,9 @@ def test_tricks_ablation_and_backbone_plans() -> None:
     variants = {c.labels["variant"]: c.params for c in tricks.cells if c.params["data"] == "cub"}
     assert variants["all three tricks"]["model"] == "cramer"
     assert variants["− Cramér critic (WGAN-GP)"]["model"] == "wgan"
-    assert variants["− attribute noise"]["noise"] is False
+    assert variants["− attribute noise"]["noise"] == "off"
+    assert variants["− noise while training (seen classes)"]["noise"] == "synthesis"
+    assert variants["− noise at synthesis (unseen classes)"]["noise"] == "train"
     assert variants["− prototype classifier (softmax)"]["classifier"] == "softmax"
     bb = load_experiment("backbones", seeds=1)
     assert len(bb.extract_cells) == 11 * 2 * 6 and len(bb.gzsl_cells) == 11 * 2 * 6
@@ -160,6 +163,7 @@ def test_set_pins_variants_without_relabelling_them() -> None:
     two = load_experiment("tricks", seeds=1, sets={"model": ["cramer", "wgan"], "data": "cub"})
     assert {(c.labels["variant"], c.params["model"]) for c in two.cells} == {
         ("all three tricks", "cramer"), ("− Cramér critic (WGAN-GP)", "wgan"), ("− attribute noise", "cramer"),
+        ("− noise while training (seen classes)", "cramer"), ("− noise at synthesis (unseen classes)", "cramer"),
         ("− prototype classifier (softmax)", "cramer")}
     models = load_experiment("models", seeds=1, sets={"model": ["cramer", "ridge"], "classifier": ["softmax", "knn"]})
     assert {(c.params["model"], c.params["classifier"]) for c in models.cells} == {
@@ -171,7 +175,7 @@ def test_set_pins_variants_without_relabelling_them() -> None:
 def test_dry_run_lists_missing_inputs(results: Path, capsys, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("ZSGM_WEIGHTS", str(tmp_path / "no-weights"))
     assert main(["tables", "--exp", "backbones", "--seeds", "1", "--dry-run",
-                 "--set", "data_root=" + str(tmp_path / "nowhere")]) == 0
+                 "--cell", "data_root=" + str(tmp_path / "nowhere")]) == 0
     out = capsys.readouterr().out
     assert "264 GZSL cell(s), 264 extraction cell(s)" not in out  # seeds=1: 132 of each
     assert "132 GZSL cell(s), 132 extraction cell(s)" in out
@@ -183,14 +187,14 @@ def test_dry_run_lists_missing_inputs(results: Path, capsys, monkeypatch, tmp_pa
     # Online, timm would download the checkpoint: only the images are missing.
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     assert main(["tables", "--exp", "backbones", "--seeds", "1", "--dry-run",
-                 "--set", "data_root=" + str(tmp_path / "nowhere")]) == 0
+                 "--cell", "data_root=" + str(tmp_path / "nowhere")]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if "extract convnext_tiny on awa2" in x)
     assert "n/a (missing images" in line and "weights" not in line.split("n/a")[1]
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
     # A table of a grid without inputs shows why instead of failing.
     assert main(["tables", "--exp", "models", "--seeds", "1", "--no-plots",
-                 "--set", "data_root=" + str(tmp_path / "nowhere")]) == 0
+                 "--cell", "data_root=" + str(tmp_path / "nowhere")]) == 0
     md = (results / "tables" / "models.md").read_text()
     assert "n/a (missing features)" in md and "failed" not in md
 

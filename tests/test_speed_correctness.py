@@ -21,7 +21,7 @@ from evaluate.metrics import mean_class_accuracy
 from extract.featureset import FeatureSet
 from extract.synthetic import planted_featureset
 from generate.engine import DivergenceError, Engine, TrainData
-from pipelines.config import model_defaults
+from pipelines.config import classifier_defaults, generator_defaults
 
 A_DIM, D_DIM = 12, 16
 
@@ -36,10 +36,8 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def small_hp(model: str, **extra) -> dict:
-    hp = model_defaults(model)
-    hp.update(hidden=32, batch_size=16, cls_weight=0.0, **extra)
-    return hp
+def small_hp(model: str, **extra):
+    return generator_defaults(model, **{"hidden": 32, "batch_size": 16, "cls_weight": 0.0, **extra})
 
 
 # ---------------------------------------------------------------- synthesis
@@ -48,8 +46,9 @@ def test_batched_synthesis_equals_per_class_reference(model):
     torch.manual_seed(0)
     eng = Engine(model, D_DIM, A_DIM, small_hp(model))
     att = torch.rand(7, A_DIM)
-    n, std, frac = 9, 0.3, 0.5
-    fast = eng.synthesize(att, n, noise_std=std, noise_fraction=frac, gen=torch.Generator().manual_seed(123))
+    n, std, frac = 9, eng.config.noise.unseen, eng.config.noise.fraction
+    assert std > 0 and 0 < frac < 1  # the shipped defaults: noise on part of each class
+    fast = eng.synthesize(att, n, gen=torch.Generator().manual_seed(123))
 
     # The per-class reference (f-CLSWGAN's generate_syn_feature: one generator call per class)
     # fed with the very same random numbers, drawn in the order ``synthesize`` draws them:
@@ -79,10 +78,10 @@ def test_batched_synthesis_equals_per_class_reference(model):
 def test_synthesis_is_reproducible_and_chunking_keeps_shapes():
     eng = Engine("cramer", D_DIM, A_DIM, small_hp("cramer"))
     att = torch.rand(5, A_DIM)
-    a = eng.synthesize(att, 8, 0.3, 0.5, gen=torch.Generator().manual_seed(1))
-    b = eng.synthesize(att, 8, 0.3, 0.5, gen=torch.Generator().manual_seed(1))
+    a = eng.synthesize(att, 8, gen=torch.Generator().manual_seed(1))
+    b = eng.synthesize(att, 8, gen=torch.Generator().manual_seed(1))
     assert torch.equal(a, b)
-    c = eng.synthesize(att, 8, 0.3, 0.5, gen=torch.Generator().manual_seed(1), chunk=7)
+    c = eng.synthesize(att, 8, gen=torch.Generator().manual_seed(1), chunk=7)
     assert c.shape == a.shape and torch.isfinite(c).all()
 
 
@@ -198,7 +197,7 @@ def test_fast_classifier_matches_per_sample_reference(kind, batch):
     fast_acc, slow_acc = [], []
     for seed in (0, 1):
         torch.manual_seed(seed)
-        clf = build_classifier(kind, hp).fit(xtr, ytr, fs.n_classes, att, None)
+        clf = build_classifier(kind, classifier_defaults(kind, **hp)).fit(xtr, ytr, fs.n_classes, att, None)
         fast_acc.append(mean_class_accuracy(clf.scores(xte).argmax(1), yte))
         torch.manual_seed(seed)
         net = train_classifier_tuples(kind, xtr, ytr, fs.n_classes, att, torch.device("cpu"), epochs=20,
@@ -253,7 +252,7 @@ def test_cuda_graphs_setting_is_checked_and_means_nothing_off_cuda():
     assert cuda_graphs_wanted("auto", "cuda", "x") and cuda_graphs_wanted(True, "cuda:0", "x")
     assert not cuda_graphs_wanted("auto", "cpu", "x") and not cuda_graphs_wanted(False, "cuda", "x")
     with pytest.raises(ZsgmError, match="prototype classifier: cuda_graphs must be auto, on or off"):
-        build_classifier("prototype", {"cuda_graphs": "sometimes"}).fit(
+        build_classifier("prototype", classifier_defaults("prototype", cuda_graphs="sometimes")).fit(
             torch.randn(8, 4), torch.arange(8) % 2, 2, torch.randn(2, 3))
 
 
@@ -274,18 +273,18 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
 
     orig_select = gzsl._train_and_select
 
-    def select(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw):
+    def select(rc, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw):
         events.append(("select_start", desc))
-        engine, best = orig_select(cfg, hp, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw)
+        engine, best = orig_select(rc, prob, device, epochs, ckpt, tune_gamma, progress, desc, **kw)
         events.append(("select_end", desc, len(engine.history), dict(best)))
         return engine, best
 
     orig_classify = gzsl.classify
 
-    def classify(engine, prob, cfg, hp, *options):
+    def classify(engine, prob, rc, *options):
         on_test = bool(set(prob.eval_unseen[1].tolist()) & set(fs.labels[fs.test_unseen_loc].tolist()))
         events.append(("classify", "test" if on_test else "val", engine.epoch))
-        return orig_classify(engine, prob, cfg, hp, *options)
+        return orig_classify(engine, prob, rc, *options)
 
     monkeypatch.setattr(FeatureSet, "take", take)
     monkeypatch.setattr(gzsl, "_train_and_select", select)

@@ -25,19 +25,20 @@ from evaluate.classifiers.prototype import PrototypeClassifier  # noqa: E402
 from evaluate.metrics import best_gamma, gzsl_evaluate  # noqa: E402
 from evaluate.scoring import make_problem  # noqa: E402
 from generate.engine import Engine, TrainData  # noqa: E402
-from pipelines.bench import BUDGETS, make_featureset, model_hp  # noqa: E402
+from pipelines.bench import BUDGETS, make_featureset, model_config  # noqa: E402
+from pipelines.config import classifier_defaults  # noqa: E402
 
 
 def main(specs: list[str], device: torch.device) -> None:
     fs = make_featureset(BUDGETS["seed"], seed=0)  # CUB-sized: 7057 / 1764 / 2967, 2048-d
     prob = make_problem(fs, fs.trainval_loc, fs.seen_classes, fs.unseen_classes, fs.test_seen_loc,
                         fs.test_unseen_loc, "minmax", device)
-    hp = {**model_hp("cramer", BUDGETS["cpu"]), "n_synth": 400}
+    config = model_config("cramer", BUDGETS["cpu"], n_synth=400)
     torch.manual_seed(0)
-    eng = Engine("cramer", fs.feature_dim, prob.attributes.shape[1], hp, device)
+    eng = Engine("cramer", fs.feature_dim, prob.attributes.shape[1], config, device)
     eng.fit(TrainData(prob.train_features, prob.train_labels, prob.attributes), 5, progress=False)
-    n = int(hp["n_synth"])
-    fake = eng.synthesize(prob.attributes[prob.unseen], n, float(hp["noise_unseen"]), float(hp["noise_fraction"]))
+    n = config.n_synth
+    fake = eng.synthesize(prob.attributes[prob.unseen], n)
     x = torch.cat([prob.train_features, fake])
     y = torch.cat([prob.train_labels, prob.unseen.repeat_interleave(n)])
     n_all = prob.attributes.shape[0]
@@ -50,7 +51,8 @@ def main(specs: list[str], device: torch.device) -> None:
         torch.manual_seed(int(seed))
         _sync(device)
         t0 = time.perf_counter()
-        clf = PrototypeClassifier(batch_size=int(bs), lr=float(lr), cuda_graphs=graphs).fit(
+        options = classifier_defaults("prototype", batch_size=int(bs), lr=float(lr), cuda_graphs=graphs)
+        clf = PrototypeClassifier(PrototypeClassifier.Options(**options)).fit(
             x, local[y], len(prob.classes), prob.attributes[prob.classes], seen_mask[prob.classes])
         _sync(device)
         fit = time.perf_counter() - t0

@@ -12,9 +12,11 @@ CLASSIFIERS = Registry("classifier")
 register = CLASSIFIERS.register
 
 
-def build(name: str, hp: dict | None = None):
-    """Classifier ``name`` with options ``hp``; it trains on the device of the features it is fit on."""
-    return CLASSIFIERS.get_entry(name).cls(**(hp or {}))
+def build(name: str, options: dict):
+    """Classifier ``name`` with ``options`` (every field of its ``Options``: the defaults are in
+    pipelines/configs/classifiers/<name>.yaml); it trains on the device of the features it is fit on."""
+    cls = CLASSIFIERS.get_entry(name).cls
+    return cls(cls.Options(**options))
 
 
 from evaluate.classifiers import knn, prototype, softmax  # noqa: E402,F401  (registration)

@@ -2,6 +2,8 @@
 shares, smoothed by one vote spread over all classes (so that no score is -inf)."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
@@ -10,8 +12,15 @@ from evaluate.classifiers import register
 
 @register("knn", "k nearest neighbours (cosine) over real seen + synthetic unseen features")
 class KNNClassifier:
-    def __init__(self, k: int = 20, chunk: int = 2048):
-        self.k, self.chunk = k, chunk
+    @dataclass(frozen=True)
+    class Options:
+        """Defaults: pipelines/configs/classifiers/knn.yaml."""
+        k: int          # neighbours that vote
+        chunk: int      # test rows scored at once (memory)
+
+    def __init__(self, options: Options):
+        self.options = options
+        self.k, self.chunk = options.k, options.chunk
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes=None, seen_mask=None):
         self.bank, self.labels, self.n_classes = F.normalize(x, dim=1), y, n_classes

@@ -1,6 +1,8 @@
 """The f-CLSWGAN final classifier: a linear softmax layer over all classes."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
@@ -11,10 +13,19 @@ from evaluate.classifiers import register
 
 @register("softmax", "linear softmax over all classes on real seen + synthetic unseen features (f-CLSWGAN)")
 class SoftmaxClassifier:
-    def __init__(self, epochs: int = 25, lr: float = 1e-3, batch_size: int = 256, min_steps: int = 600,
-                 cuda_graphs: str = "auto"):
-        self.epochs, self.lr, self.batch_size, self.min_steps = epochs, lr, batch_size, min_steps
-        self.cuda_graphs = cuda_graphs
+    @dataclass(frozen=True)
+    class Options:
+        """Defaults: pipelines/configs/classifiers/softmax.yaml."""
+        epochs: int
+        lr: float
+        batch_size: int
+        min_steps: int          # at least this many optimiser steps, whatever the set size
+        cuda_graphs: str | bool
+
+    def __init__(self, options: Options):
+        self.options = o = options
+        self.epochs, self.lr, self.batch_size, self.min_steps = o.epochs, o.lr, o.batch_size, o.min_steps
+        self.cuda_graphs = o.cuda_graphs
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes=None, seen_mask=None):
         self.net = nn.Linear(x.shape[1], n_classes).to(x.device)

@@ -24,8 +24,11 @@ dimensions, averaged over the batch. Synthesis decodes [z, a] with z from the pr
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from generate.config import GeneratorConfig
 from generate.family import Family
 from generate.nets import mlp
 from generate.registry import register
@@ -56,10 +59,9 @@ class EncoderDecoder(Family):
     adversarial = False
     code_factor = 1  # encoder outputs per latent dimension (2 for μ and log σ²)
 
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
-        super().__init__(feature_dim, att_dim, hp)
-        self.encoder = mlp([feature_dim + att_dim, int(hp["hidden"]), self.code_factor * self.latent_dim],
-                           hp.get("slope", 0.2))
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
+        super().__init__(feature_dim, att_dim, config)
+        self.encoder = mlp([feature_dim + att_dim, config.hidden, self.code_factor * self.latent_dim], config.slope)
 
     def generator_parameters(self):
         return list(self.generator.parameters()) + list(self.encoder.parameters())
@@ -81,15 +83,19 @@ class EncoderDecoder(Family):
 
 @register("ae", "conditional autoencoder; synthesis decodes codes from a Gaussian fitted to training codes")
 class Autoencoder(EncoderDecoder):
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
-        super().__init__(feature_dim, att_dim, hp)
+    @dataclass(frozen=True)
+    class Params:
+        ae_momentum: float   # running mean/std of the training codes
+
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
+        super().__init__(feature_dim, att_dim, config)
         self.register_buffer("code_mean", torch.zeros(self.latent_dim))
         self.register_buffer("code_std", torch.ones(self.latent_dim))
 
     def code(self, x, att):
         z = self.encode(x, att)
         with torch.no_grad():  # running estimate of the code distribution, for synthesis
-            m = float(self.hp.get("ae_momentum", 0.05))
+            m = self.params.ae_momentum
             self.code_mean.lerp_(z.mean(0), m)
             self.code_std.lerp_(z.std(0) if z.shape[0] > 1 else self.code_std, m)
         return z, z.new_zeros(()), {}
@@ -102,18 +108,27 @@ class Autoencoder(EncoderDecoder):
 class VAE(EncoderDecoder):
     code_factor = 2
 
+    @dataclass(frozen=True)
+    class Params:
+        kl_weight: float     # beta on KL(q(z|x,a) || N(0,I))
+
     def code(self, x, att):
         mu, logvar = self.encode(x, att).chunk(2, dim=1)
         logvar = logvar.clamp(-10, 10)  # keeps exp(logvar) finite early in training
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         kl = gaussian_kl(mu, logvar)
-        return z, float(self.hp.get("kl_weight", 1.0)) * kl, {"kl": kl.detach()}
+        return z, self.params.kl_weight * kl, {"kl": kl.detach()}
 
 
 @register("bir_vae", "Bounded-Information-Rate VAE: fixed posterior variance, MMD to N(0,I) (Braithwaite & Kleijn 2018)")
 class BIRVAE(EncoderDecoder):
+    @dataclass(frozen=True)
+    class Params:
+        bir_sigma: float     # fixed posterior std
+        mmd_weight: float
+
     def code(self, x, att):
         mu = self.encode(x, att)
-        z = mu + float(self.hp.get("bir_sigma", 0.5)) * torch.randn_like(mu)
+        z = mu + self.params.bir_sigma * torch.randn_like(mu)
         d = mmd(z, torch.randn_like(z))
-        return z, float(self.hp.get("mmd_weight", 100.0)) * d, {"mmd": d.detach()}
+        return z, self.params.mmd_weight * d, {"mmd": d.detach()}

@@ -10,8 +10,12 @@ show what generation adds.
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 
+from generate.config import GeneratorConfig
 from generate.family import Family
 from generate.registry import register
 
@@ -20,8 +24,8 @@ class ClosedForm(Family):
     adversarial = False
     closed_form = True
 
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
-        super().__init__(feature_dim, att_dim, {**hp, "hidden": 1})
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
+        super().__init__(feature_dim, att_dim, dataclasses.replace(config, hidden=1))  # no network to train
         self.register_buffer("weight", torch.zeros(att_dim + 1, feature_dim))
         self.register_buffer("spread", torch.zeros(feature_dim))
 
@@ -33,18 +37,23 @@ class ClosedForm(Family):
 class Ridge(ClosedForm):
     synthesizes = True
 
+    @dataclass(frozen=True)
+    class Params:
+        ridge_lambda: float  # the ridge penalty (the bias is not shrunk)
+        ridge_spread: float  # synthetic spread, in units of the training residuals' std
+
     def fit_closed_form(self, features: torch.Tensor, att: torch.Tensor) -> None:
         # One row per class: its attributes and its mean feature.
         uniq, inv = torch.unique(att, dim=0, return_inverse=True)
         means = torch.zeros(len(uniq), features.shape[1], device=features.device).index_add_(0, inv, features)
         means /= torch.bincount(inv, minlength=len(uniq)).unsqueeze(1).float()
         a = torch.cat([uniq, torch.ones(len(uniq), 1, device=uniq.device)], 1)
-        lam = float(self.hp.get("ridge_lambda", 1.0))
+        lam = self.params.ridge_lambda
         eye = torch.eye(a.shape[1], device=a.device)
         eye[-1, -1] = 0  # the bias is not shrunk
         self.weight.copy_(torch.linalg.solve(a.T @ a + lam * eye, a.T @ means))
         resid = features - self._mean(att)
-        self.spread.copy_(resid.std(0) * float(self.hp.get("ridge_spread", 1.0)))
+        self.spread.copy_(resid.std(0) * self.params.ridge_spread)
 
     def _mean(self, att: torch.Tensor) -> torch.Tensor:
         return torch.cat([att, torch.ones(att.shape[0], 1, device=att.device)], 1) @ self.weight

@@ -13,9 +13,12 @@ M = L(x_r) + |γ L(x_r) − L(x_f)| is logged as the convergence measure.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch import nn
 
+from generate.config import GeneratorConfig
 from generate.family import Family
 from generate.nets import mlp
 from generate.registry import register
@@ -41,13 +44,20 @@ def equilibrium_update(k, loss_real, loss_fake, gamma: float, lambda_k: float):
 
 @register("began", "BEGAN: autoencoder critic with equilibrium k_t (Berthelot et al. 2017)")
 class BEGAN(Family):
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
-        super().__init__(feature_dim, att_dim, hp)
-        self.register_buffer("k", torch.tensor(float(hp.get("began_k0", 0.0))))
+    @dataclass(frozen=True)
+    class Params:
+        began_gamma: float      # diversity ratio E L(fake) / E L(real)
+        began_lambda_k: float
+        began_k0: float
+        began_code_dim: int     # the autoencoder's bottleneck
+
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
+        super().__init__(feature_dim, att_dim, config)
+        self.register_buffer("k", torch.tensor(float(self.params.began_k0)))
 
     def build_critic(self, hidden):
-        return ConditionalAutoencoder(self.feature_dim, self.att_dim, hidden, int(self.hp.get("began_code_dim", 64)),
-                                      self.hp.get("slope", 0.2))
+        return ConditionalAutoencoder(self.feature_dim, self.att_dim, hidden, self.params.began_code_dim,
+                                      self.config.slope)
 
     def recon(self, x: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
         """L(x) per sample."""
@@ -57,7 +67,7 @@ class BEGAN(Family):
 
     def critic_loss(self, real, fake, att):
         l_real, l_fake = self.recon(real, att).mean(), self.recon(fake, att).mean()
-        gamma = float(self.hp.get("began_gamma", 0.5))
+        gamma = self.params.began_gamma
         measure = l_real + (gamma * l_real - l_fake).abs()
         # logs stay on the device (no host sync per step), so the update below is device work too
         return l_real - self.k * l_fake, {"recon_real": l_real.detach(), "recon_fake": l_fake.detach(),
@@ -65,8 +75,7 @@ class BEGAN(Family):
 
     def after_critic_step(self, logs):
         self.k.copy_(equilibrium_update(self.k, logs["recon_real"], logs["recon_fake"],
-                                        float(self.hp.get("began_gamma", 0.5)),
-                                        float(self.hp.get("began_lambda_k", 1e-3))))
+                                        self.params.began_gamma, self.params.began_lambda_k))
 
     def generator_loss(self, real, fake, att):
         return self.recon(fake, att).mean(), {}

@@ -9,6 +9,8 @@ The critic is a map h into R^k. With two independent generated samples x_g, x'_g
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from generate.family import Family
@@ -25,9 +27,13 @@ def l2(x: torch.Tensor) -> torch.Tensor:
 class Cramer(Family):
     penalty = "gp"
 
+    @dataclass(frozen=True)
+    class Params:
+        critic_dim: int      # the critic maps into R^critic_dim
+
     def build_critic(self, hidden: int):
-        return ConditionalCritic(self.feature_dim, self.att_dim, hidden, out_dim=int(self.hp.get("critic_dim", 256)),
-                                 slope=self.hp.get("slope", 0.2))
+        return ConditionalCritic(self.feature_dim, self.att_dim, hidden, out_dim=self.params.critic_dim,
+                                 slope=self.config.slope)
 
     def surrogate(self, x: torch.Tensor, h_other: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
         hx = self.critic(x, att)

@@ -55,6 +55,7 @@ import torch
 import torch.nn.functional as F
 
 from extract.errors import ZsgmError
+from generate.config import GeneratorConfig
 from generate.families.gan_losses import LogitGAN
 from generate.registry import register
 
@@ -122,13 +123,18 @@ class FGAN(LogitGAN):
     critic, L2 on the generator's weights)."""
     divergence: Divergence
 
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
-        super().__init__(feature_dim, att_dim, hp)
-        self.formulation = str(hp.get("formulation") or "paper")
+    @dataclass(frozen=True)
+    class Params:
+        formulation: str            # paper | study
+        weight_reg: float | None    # L2 on the generator's weights; None: the study's under study, else 0
+
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
+        super().__init__(feature_dim, att_dim, config)
+        self.formulation = self.params.formulation
         if self.formulation not in FORMULATIONS:
             raise ZsgmError(f"{self.name}: formulation must be one of {', '.join(FORMULATIONS)}, got "
-                            f"'{hp.get('formulation')}' (--set formulation=study runs the seed study's losses)")
-        reg = hp.get("weight_reg")
+                            f"'{self.formulation}' (--set formulation=study runs the seed study's losses)")
+        reg = self.params.weight_reg
         self.weight_reg = float(reg) if reg is not None else (STUDY_WEIGHT_REG if self.study else 0.0)
         if self.study:
             self.penalty = "gp"  # the study adds the WGAN-GP penalty to every f-GAN critic loss

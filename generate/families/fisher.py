@@ -12,8 +12,11 @@ i.e. maximises E_Q f(x_f).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from generate.config import GeneratorConfig
 from generate.family import Family
 from generate.registry import register
 
@@ -33,13 +36,17 @@ def augmented_lagrangian(f_real: torch.Tensor, f_fake: torch.Tensor, lam: float 
 
 @register("fisher", "Fisher GAN: IPM with augmented-Lagrangian second-moment constraint (Mroueh & Sercu 2017)")
 class FisherGAN(Family):
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
-        super().__init__(feature_dim, att_dim, hp)
+    @dataclass(frozen=True)
+    class Params:
+        fisher_rho: float    # penalty weight and step of the Lagrange multiplier
+
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
+        super().__init__(feature_dim, att_dim, config)
         self.register_buffer("lam", torch.tensor(0.0))
 
     @property
     def rho(self) -> float:
-        return float(self.hp.get("fisher_rho", 1e-6))
+        return self.params.fisher_rho
 
     def critic_loss(self, real, fake, att):
         f_real, f_fake = self.critic(real, att), self.critic(fake, att)

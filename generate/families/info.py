@@ -15,9 +15,13 @@ non-saturating GAN loss (the paper's choice). ``info_loss`` below is −L_I (min
 """
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 
+from generate.config import GeneratorConfig
 from generate.families.gan_losses import bce_critic, nonsaturating_generator
 from generate.family import Family
 from generate.nets import ConditionalCritic
@@ -38,17 +42,25 @@ def info_loss(cat_logits: torch.Tensor, cat_codes: torch.Tensor, cont_mean: torc
 class InfoGAN(Family):
     graph_safe = False  # F.one_hot checks its codes on the host: no CUDA graph capture (seen on an H200)
 
-    def __init__(self, feature_dim: int, att_dim: int, hp: dict):
-        self.n_cat = int(hp.get("info_categories", 10))
-        self.n_cont = int(hp.get("info_continuous", 2))
-        self.noise_dim = int(hp.get("latent_dim") or att_dim)
-        super().__init__(feature_dim, att_dim, {**hp, "latent_dim": self.noise_dim + self.n_cat + self.n_cont})
+    @dataclass(frozen=True)
+    class Params:
+        info_categories: int    # one categorical code with this many values
+        info_continuous: int    # continuous codes ~ U(-1, 1)
+        info_weight: float      # lambda on the MI lower bound
+        info_continuous_weight: float
+
+    def __init__(self, feature_dim: int, att_dim: int, config: GeneratorConfig):
+        params = config.family
+        self.n_cat, self.n_cont = params.info_categories, params.info_continuous
+        self.noise_dim = config.latent_dim or att_dim
+        super().__init__(feature_dim, att_dim,
+                         dataclasses.replace(config, latent_dim=self.noise_dim + self.n_cat + self.n_cont))
         self._codes: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def build_critic(self, hidden):
         # Output 0 is D's logit; the rest is Q: categorical logits, then continuous means.
         return ConditionalCritic(self.feature_dim, self.att_dim, hidden, out_dim=1 + self.n_cat + self.n_cont,
-                                 slope=self.hp.get("slope", 0.2))
+                                 slope=self.config.slope)
 
     def latent(self, n, device, gen=None):
         z = torch.randn(n, self.noise_dim, device=device, generator=gen)
@@ -67,16 +79,16 @@ class InfoGAN(Family):
 
     def _mi(self, cat_logits, cont_mean) -> torch.Tensor:
         cat, cont = self._codes
-        return info_loss(cat_logits, cat, cont_mean, cont, float(self.hp.get("info_continuous_weight", 1.0)))
+        return info_loss(cat_logits, cat, cont_mean, cont, self.params.info_continuous_weight)
 
     def critic_loss(self, real, fake, att):
         d_real = self.critic_score(real, att)
         d_fake, cat_logits, cont_mean = self._heads(fake, att)
         mi = self._mi(cat_logits, cont_mean)
-        loss = bce_critic(d_real, d_fake) + float(self.hp.get("info_weight", 1.0)) * mi
+        loss = bce_critic(d_real, d_fake) + self.params.info_weight * mi
         return loss, {"mi": mi.detach()}
 
     def generator_loss(self, real, fake, att):
         d_fake, cat_logits, cont_mean = self._heads(fake, att)
         mi = self._mi(cat_logits, cont_mean)
-        return nonsaturating_generator(d_fake) + float(self.hp.get("info_weight", 1.0)) * mi, {"mi": float(mi.detach())}
+        return nonsaturating_generator(d_fake) + self.params.info_weight * mi, {"mi": float(mi.detach())}

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from pipelines.config import SELECTIONS, RunConfig
+from pipelines.config import NOISE, SELECTIONS, RunConfig
 
 HELP = "train a generative model, synthesise unseen features, evaluate U/S/H (default: the bundled demo)"
 
@@ -21,7 +21,11 @@ def add_arguments(p) -> None:
     m.add_argument("--seed", type=int, default=0)
     m.add_argument("--selection", default="validation", choices=SELECTIONS,
                    help="validation (default, honest) | oracle (best epoch on test, as the seed did) | fixed")
-    m.add_argument("--no-noise", action="store_true", help="turn the attribute-noise trick off")
+    m.add_argument("--noise", choices=NOISE, default="on",
+                   help="the attribute-noise trick: on (default: the seen classes' attributes while training and "
+                        "the unseen classes' when synthesising), off, train (training side only), synthesis "
+                        "(synthesis side only)")
+    m.add_argument("--no-noise", dest="noise", action="store_const", const="off", help="the same as --noise off")
     m.add_argument("--no-calibration", action="store_true", help="turn calibrated stacking off")
     m.add_argument("--normalise", default="auto", choices=("auto", "minmax", "l2", "none"),
                    help="auto (default): l2 for the cosine classifiers (prototype, knn), minmax for softmax")
@@ -45,7 +49,7 @@ def config_from_args(args) -> RunConfig:
     return RunConfig.from_dict({
         "data": args.data, "features": args.features, "backbone": args.backbone, "model": args.model,
         "classifier": args.classifier, "seed": args.seed, "epochs": args.epochs, "selection": args.selection,
-        "noise": not args.no_noise, "calibrate": not args.no_calibration, "normalise": args.normalise,
+        "noise": args.noise, "calibrate": not args.no_calibration, "normalise": args.normalise,
         "hp": parse_sets(args.set, "--set"), "clf_hp": parse_sets(args.clf_set, "--clf-set"),
         "eval_every": args.eval_every, "data_root": args.data_root, "device": args.device,
     }, "command line", flags=CLI_FLAGS)

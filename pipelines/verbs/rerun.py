@@ -57,8 +57,7 @@ def config_of(record: dict, data_root: str | None, device: str | None):
     """The record's RunConfig, with hyper-parameters pinned to the recorded ones where the
     shipped defaults have changed since (so that the rerun computes what the record computed)."""
     from extract.errors import ZsgmError
-    from pipelines.config import RunConfig
-    from pipelines.gzsl import resolve_hp
+    from pipelines.config import RunConfig, flat_hp, resolve
 
     if not isinstance(record.get("config"), dict):
         raise ZsgmError(f"record {record.get('id')} stores no config; it cannot be re-run")
@@ -68,19 +67,29 @@ def config_of(record: dict, data_root: str | None, device: str | None):
     if device:
         cfg.device = device
     pinned: dict = {}
-    stored = record.get("hp")
-    if isinstance(stored, dict):
-        now = resolve_hp(cfg)
-        derived = ("noise", "clf", "budget")  # set by resolve_hp from other config fields, not defaults
-        changed = {k: v for k, v in stored.items() if k in now and now[k] != v and k not in derived}
-        gone = sorted(k for k in stored if k not in now and k not in derived)
+    resolved = record.get("resolved")
+    if isinstance(resolved, dict):
+        stored, now = flat_hp(resolved), flat_hp(resolve(cfg).to_dict())
+        changed = {k: v for k, v in stored.items() if k in now and now[k] != v}
+        gone = sorted(k for k in stored if k not in now)
         if gone:
             log.warning("hyper-parameter(s) %s of this record no longer exist; the rerun may differ", gone)
         if changed:
             log.warning("hyper-parameter defaults changed since this record (%s); re-running with the recorded "
                         "values", ", ".join(f"{k}: {now.get(k)!r} -> {v!r}" for k, v in sorted(changed.items())))
-            cfg.hp = {**cfg.hp, **changed}
+            for key, flag_field in (("epochs", "epochs"), ("eval_every", "eval_every")):
+                if key in changed:  # these have one way in, the run's own field
+                    setattr(cfg, flag_field, changed[key])
+            cfg.hp = {**cfg.hp, **{k: v for k, v in changed.items() if k not in ("epochs", "eval_every")}}
             pinned = changed
+        then, now_clf = resolved.get("classifier") or {}, resolve(cfg).classifier
+        moved = {k: v for k, v in (then.get("options") or {}).items()
+                 if k in now_clf.options and now_clf.options[k] != v and k not in now_clf.search}
+        if moved:
+            log.warning("classifier defaults changed since this record (%s); re-running with the recorded values",
+                        ", ".join(f"{k}: {now_clf.options[k]!r} -> {v!r}" for k, v in sorted(moved.items())))
+            cfg.clf_hp = {**cfg.clf_hp, **moved}
+            pinned = {**pinned, **{f"clf.{k}": v for k, v in moved.items()}}
     return cfg, pinned
 
 

@@ -23,9 +23,15 @@ def add_arguments(p) -> None:
     p.add_argument("--exp", default="demo", help="experiment name under pipelines/configs/experiments/ "
                    "(demo, models, tricks, backbones) or a YAML path; default demo")
     p.add_argument("--seeds", type=int, help="run seeds 0..N-1 instead of the config's seeds")
+    # The same flags mean the same things as in zsgm gzsl: --set a model hyper-parameter, --clf-set a
+    # classifier option; --cell a RunConfig field (what zsgm gzsl takes as typed flags).
+    p.add_argument("--cell", action="append", default=[], metavar="FIELD=VALUE",
+                   help="override a RunConfig field of every cell (repeatable), e.g. --cell epochs=5, "
+                        "--cell model=wgan; a grid axis given here is pinned to that value")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a RunConfig field of every cell (repeatable), e.g. --set epochs=5, "
-                        "--set hp.n_synth=100; a grid axis given here is pinned to that value")
+                   help="override a model hyper-parameter of every cell, as in zsgm gzsl, e.g. --set n_synth=100")
+    p.add_argument("--clf-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a classifier option of every cell, as in zsgm gzsl, e.g. --clf-set epochs=10")
     p.add_argument("--executor", choices=("local", "ray"),
                    help="local processes (default) or Ray tasks (default when RAY_ADDRESS is set)")
     p.add_argument("--jobs", type=int, default=1, help="local processes running cells at once (default 1)")
@@ -36,8 +42,8 @@ def add_arguments(p) -> None:
     p.add_argument("--out", help="folder for tables (default results/tables) ; plots go beside it in plots/")
     p.add_argument("--strict", action="store_true", help="exit 1 when a cell failed")
     p.add_argument("--data-root", help="folder holding the dataset folders (default $ZSGM_DATA or data/); "
-                                       "same as --set data_root=DIR")
-    p.add_argument("--device", help="auto | cpu | cuda[:N] for every cell; same as --set device=...")
+                                       "same as --cell data_root=DIR")
+    p.add_argument("--device", help="auto | cpu | cuda[:N] for every cell; same as --cell device=...")
     p.add_argument("--gpus-per-cell", type=float, metavar="N",
                    help="GPUs each cell asks Ray for (a fraction shares one, e.g. 0.25); default: the "
                         "experiment's resources")
@@ -52,7 +58,10 @@ def run(args) -> int:
     from pipelines.grid import load_experiment, parse_sets
     from pipelines.runner import make_executor, run_plan
 
-    sets = parse_sets(args.set)
+    sets = parse_sets(args.cell, "--cell")
+    for field, flag, items in (("hp", "--set", args.set), ("clf_hp", "--clf-set", args.clf_set)):
+        if items:
+            sets[field] = {**sets.get(field, {}), **parse_sets(items, flag)}
     for key, value in (("data_root", args.data_root), ("device", args.device)):
         if value is not None:
             sets[key] = value
