@@ -139,17 +139,19 @@ def test_every_hyper_parameter_is_typed_and_its_defaults_fit():
             assert p.ok(value), f"{file}: hp.{key}={value!r} violates its declaration ({p.allowed()})"
 
 
-def test_every_classifier_option_is_known_from_its_signature():
+def test_every_classifier_option_has_a_typed_yaml_default():
+    """Each classifier's Options fields are exactly its YAML options:, each default within its declaration."""
+    import dataclasses
+
     from evaluate.classifiers import CLASSIFIERS
+    from pipelines.config import classifier_layer
 
     for name, entry in CLASSIFIERS.items():
         options = params.classifier_options(name)
-        assert options and "device" not in options
-        import inspect
-
-        for p in inspect.signature(entry.cls.__init__).parameters.values():
-            if p.name in options and p.default is not p.empty:
-                assert options[p.name].ok(p.default), f"{name}.{p.name}={p.default!r}: {options[p.name].allowed()}"
+        shipped = classifier_layer(name)["options"]
+        assert set(shipped) == {f.name for f in dataclasses.fields(entry.cls.Options)} == set(options), name
+        for key, value in shipped.items():
+            assert options[key].ok(value), f"{name}.{key}={value!r}: {options[key].allowed()}"
 
 
 def test_every_shipped_model_and_classifier_config_passes():
