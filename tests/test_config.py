@@ -128,3 +128,14 @@ def test_the_record_holds_the_resolved_config_and_it_round_trips():
     assert d["generator"]["family"]["began_gamma"] == 0.5 and d["generator"]["noise"]["unseen"] == 0.0
     flat = config_mod.flat_hp(d)
     assert flat["began_gamma"] == 0.5 and flat["noise_train"] == 0.08 and flat["calibration"] == "max_h"
+
+
+def test_a_record_of_the_untyped_format_still_reruns():
+    """Records written before typed configs kept epochs in hp and noise as a bool: the rerun reads them."""
+    from pipelines.verbs.rerun import config_of
+
+    old = {"id": "x-s0", "hp": {"hidden": 1024}, "config": {**RunConfig().to_dict(), "noise": True,
+                                                             "hp": {"hidden": 1024, "epochs": 10, "eval_every": 5}}}
+    cfg, pinned = config_of(old, None, None)
+    assert (cfg.epochs, cfg.eval_every, cfg.hp, cfg.noise, pinned) == (10, 5, {"hidden": 1024}, "on", {})
+    assert resolve(cfg).generator.epochs == 10

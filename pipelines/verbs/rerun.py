@@ -61,7 +61,11 @@ def config_of(record: dict, data_root: str | None, device: str | None):
 
     if not isinstance(record.get("config"), dict):
         raise ZsgmError(f"record {record.get('id')} stores no config; it cannot be re-run")
-    cfg = RunConfig.from_dict(dict(record["config"]), f"record {record['id']}")
+    stored = dict(record["config"])
+    if "resolved" not in record:  # written before typed configs: epochs / eval_every could sit in hp then
+        hp = dict(stored.get("hp") or {})
+        stored.update({k: hp.pop(k) for k in ("epochs", "eval_every") if k in hp and not stored.get(k)}, hp=hp)
+    cfg = RunConfig.from_dict(stored, f"record {record['id']}")
     if data_root:
         cfg.data_root = data_root
     if device:
