@@ -1,8 +1,6 @@
 """``zsgm gzsl``: one GZSL run; prints a final line ``U=.. S=.. H=..`` (or JSON with --json)."""
 from __future__ import annotations
 
-import json
-
 from pipelines.config import NOISE, SELECTIONS, RunConfig
 
 HELP = "train a generative model, synthesise unseen features, evaluate U/S/H (default: the bundled demo)"
