@@ -145,7 +145,7 @@ HP: dict[str, Param] = {
 CLF: dict[str, Param] = {
     "epochs": Int(1), "lr": POSITIVE, "weight_decay": NONNEG, "hidden": Int(1), "scale": POSITIVE,
     "batch_size": Int(1), "lr_step": Int(1), "seen_scale": POSITIVE, "min_steps": Int(0), "k": Int(1),
-    "chunk": Int(1), "cuda_graphs": SWITCH,
+    "chunk": Int(1), "cuda_graphs": SWITCH, "real_mix": Float(0, 1),
 }
 
 # ---------------------------------------------------------------- the run's own fields

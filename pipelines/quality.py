@@ -84,13 +84,15 @@ def resolve_budget(name: str, device: str) -> str:
     return "seed" if pick_device(device).type == "cuda" else "cpu"
 
 
-def budget_overrides(spec: dict, budget: str, layer: str, classifier: str) -> dict:
+def budget_overrides(spec: dict, budget: str, layer: str, model: str, classifier: str) -> dict:
     """The RunConfig fields ``budget`` sets for a FeatureSet whose dataset layer is ``layer``: the run
-    fields it names (epochs, eval_every), ``hp`` and this classifier's ``clf_hp``."""
+    fields it names (epochs, eval_every), ``hp`` with this model's ``model_hp`` over it, and this
+    classifier's ``clf_hp``."""
     block = spec.get("budgets", {}).get(budget) or {}
     entry = block.get(layer, block.get("*", {})) or {}
     run = {k: entry[k] for k in ("epochs", "eval_every") if k in entry}
-    return {**run, "hp": dict(entry.get("hp", {})), "clf_hp": dict(entry.get("clf_hp", {}).get(classifier, {}))}
+    hp = {**entry.get("hp", {}), **(entry.get("model_hp", {}).get(model) or {})}
+    return {**run, "hp": hp, "clf_hp": dict(entry.get("clf_hp", {}).get(classifier, {}))}
 
 
 def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
@@ -116,7 +118,8 @@ def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
         layer = dataset_layer(RunConfig(features=str(path)))
         for conf in configs:
             run = {k: v for k, v in conf.items() if k != "name"}
-            over = budget_overrides(spec, budget, layer, run.get("classifier", "prototype"))
+            model, classifier = run.get("model", RunConfig.model), run.get("classifier", RunConfig.classifier)
+            over = budget_overrides(spec, budget, layer, model, classifier)
             for selection in req.selections:
                 for seed in range(seeds):
                     cfg = RunConfig.from_dict({**over, **run, "features": str(path), "seed": seed,

@@ -3,7 +3,8 @@
 An MLP maps class attributes to a prototype in feature space; logits are the cosine between
 a feature and every prototype, times a scale. Trained with cross-entropy over all classes
 on real seen + synthetic unseen features; at test time seen logits are damped (×0.95 in the
-seed) to counter the seen-class bias.
+seed) to counter the seen-class bias. With ``real_mix`` > 0 a second net, trained on the real
+features only, has its logits mixed in.
 """
 from __future__ import annotations
 
@@ -47,28 +48,47 @@ class PrototypeClassifier:
         seen_scale: float       # fixed damping of the seen logits (the seed's 0.95; calibration does it now)
         min_steps: int          # at least this many optimiser steps, whatever the set size
         cuda_graphs: str | bool
+        real_mix: float         # weight of a second net on real features only (0: one net)
 
     def __init__(self, options: Options):
         self.options = o = options
         self.epochs, self.lr, self.wd, self.hidden = o.epochs, o.lr, o.weight_decay, o.hidden
         self.scale, self.batch_size, self.lr_step, self.seen_scale = o.scale, o.batch_size, o.lr_step, o.seen_scale
-        self.min_steps, self.cuda_graphs = o.min_steps, o.cuda_graphs
+        self.min_steps, self.cuda_graphs, self.real_mix = o.min_steps, o.cuda_graphs, o.real_mix
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes: torch.Tensor,
             seen_mask: torch.Tensor | None = None):
         self.att = attributes.to(x.device).float()
-        self.net = PrototypeNet(self.att.shape[1], x.shape[1], self.hidden, self.scale).to(x.device)
-        graphs = cuda_graphs_wanted(self.cuda_graphs, x.device, "prototype classifier")
-        opt = adam(self.net.parameters(), lr=self.lr, weight_decay=self.wd, capturable=graphs, scheduled=graphs)
-        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step), gamma=0.1)
         self.seen_mask = seen_mask
-        self.losses = train_minibatch(self.net, lambda b: self.net(b, self.att), x, y, self.epochs,
-                                      self.batch_size, opt, sched, self.min_steps, graphs)
+        self.net, self.losses = self._train(x, y)
+        self.real_net = None
+        if self.real_mix > 0 and seen_mask is not None:
+            # A second net trained on the real (seen-class) rows only: the attribute -> prototype
+            # map without synthetic features. Scores mix the two nets' logits, which (logits being
+            # linear in the prototype) is one prototype per class, the weighted sum of the two:
+            # synthetic features move the unseen prototypes from where the attributes alone put
+            # them instead of replacing them. Without synthetic rows (model none) the second net
+            # trains on the same rows from another initialisation, so that every configuration
+            # gets the same two-net classifier. Measured: pipelines/configs/classifiers/prototype.yaml.
+            real = seen_mask.to(x.device).bool()[y]
+            if bool(real.any()):
+                self.real_net, _ = self._train(x[real], y[real])
         return self
+
+    def _train(self, x: torch.Tensor, y: torch.Tensor) -> tuple[PrototypeNet, list[float]]:
+        net = PrototypeNet(self.att.shape[1], x.shape[1], self.hidden, self.scale).to(x.device)
+        graphs = cuda_graphs_wanted(self.cuda_graphs, x.device, "prototype classifier")
+        opt = adam(net.parameters(), lr=self.lr, weight_decay=self.wd, capturable=graphs, scheduled=graphs)
+        sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step), gamma=0.1)
+        losses = train_minibatch(net, lambda b: net(b, self.att), x, y, self.epochs,
+                                 self.batch_size, opt, sched, self.min_steps, graphs)
+        return net, losses
 
     @torch.no_grad()
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.net(x, self.att)
+        if self.real_net is not None:
+            logits = (1 - self.real_mix) * logits + self.real_mix * self.real_net(x, self.att)
         if self.seen_mask is not None and self.seen_scale != 1.0:
             factor = torch.where(self.seen_mask.to(x.device).bool(), self.seen_scale, 1.0)
             logits = logits * factor
