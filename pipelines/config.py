@@ -248,6 +248,13 @@ def hp_layers(cfg: RunConfig, layer: str) -> list[tuple[str, dict]]:
     return out
 
 
+def refuse_run_fields(overrides: dict) -> None:
+    """``--set`` may not set what has its own typed field (one way in for each setting)."""
+    twice = sorted(set(overrides) & set(RUN_FIELDS_IN_HP))
+    if twice:
+        raise ZsgmError(f"--set {twice[0]}: use {RUN_FIELDS_IN_HP[twice[0]]} (one way in for each setting)")
+
+
 def hp_owners(model: str) -> dict[str, str]:
     """Every flat hyper-parameter key a run of ``model`` reads, and the config that reads it."""
     from generate.config import engine_keys
@@ -266,9 +273,8 @@ def resolve(cfg: RunConfig, fs=None) -> Resolved:
     owners = hp_owners(cfg.model)
     values: dict = {}
     for source, layer_values in hp_layers(cfg, layer):
-        twice = sorted(set(layer_values) & set(RUN_FIELDS_IN_HP)) if source == "--set" else []
-        if twice:
-            raise ZsgmError(f"--set {twice[0]}: use {RUN_FIELDS_IN_HP[twice[0]]} (one way in for each setting)")
+        if source == "--set":
+            refuse_run_fields(layer_values)
         unread = sorted(set(layer_values) - set(owners))
         if unread:
             raise ZsgmError(f"{source}: unknown hyper-parameter(s) {unread} for model '{cfg.model}'; known: "

@@ -281,7 +281,7 @@ def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
     option it resolves to, each against its declaration. Reads only the YAML configs."""
     from generate.registry import get as get_model
     from evaluate.classifiers import CLASSIFIERS
-    from pipelines.config import dataset_layer, hp_layers, hp_owners, resolve
+    from pipelines.config import RUN_FIELDS_IN_HP, dataset_layer, hp_layers, hp_owners, refuse_run_fields, resolve
 
     flags = flags or {}
 
@@ -301,7 +301,8 @@ def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
         if layer_source == "run":
             continue  # the typed run fields, checked above
         if layer_source == "--set":
-            check_hp_layer(values, known, source, flags.get("hp"), cfg.model)
+            refuse_run_fields(values)
+            check_hp_layer(values, [k for k in known if k not in RUN_FIELDS_IN_HP], source, flags.get("hp"), cfg.model)
         else:
             check_hp_layer(values, known, layer_source, model=cfg.model)
     check_clf_layer(cfg.classifier, cfg.clf_hp, source, flags.get("clf_hp"))
