@@ -130,24 +130,17 @@ def load_yaml(path: str | Path) -> dict:
     return data
 
 
-def layered_model_defaults(model: str) -> list[tuple[Path, dict]]:
-    """``[(file, its hp: block)]``: the shared defaults, then the family's own YAML (if any)."""
+def layered_model_defaults(model: str) -> list[tuple[str, dict]]:
+    """``[(file, its hp: block)]``: the shared defaults, then the family's own YAML (if any); files
+    named relative to the project, as messages name them."""
     layers = []
     for path in (CONFIG_DIR / "models" / "_shared.yaml", CONFIG_DIR / "models" / f"{model}.yaml"):
         if path.is_file():
             hp = load_yaml(path).get("hp") or {}
             if not isinstance(hp, dict):
                 raise ZsgmError(f"{path}: 'hp' must be a mapping of KEY: VALUE")
-            layers.append((path, hp))
+            layers.append((_rel(path), hp))
     return layers
-
-
-def model_defaults(model: str) -> dict:
-    """Shared hyper-parameters overlaid with the family's own YAML ``hp:`` block."""
-    out: dict = {}
-    for _, hp in layered_model_defaults(model):
-        out.update(hp)
-    return out
 
 
 def dataset_overrides(data: str | None) -> dict:
@@ -237,7 +230,7 @@ class Resolved:
 def hp_layers(cfg: RunConfig, layer: str) -> list[tuple[str, dict]]:
     """``[(source, values)]`` of the flat hyper-parameters, lowest first: the shared YAML, the
     family's, the dataset's, then the run's (``--set``, and the typed flags that have their own field)."""
-    out = [(_rel(path), values) for path, values in layered_model_defaults(cfg.model)]
+    out = layered_model_defaults(cfg.model)
     ds = dataset_overrides(layer)
     hp = ds.get("hp") or {}
     if not isinstance(hp, dict):
@@ -270,26 +263,33 @@ def resolve(cfg: RunConfig, fs=None) -> Resolved:
     """The one builder: the YAML layers and the run's overrides into typed configs. ``fs`` (the
     loaded FeatureSet, when at hand) names the dataset layer (:func:`dataset_layer`)."""
     layer = dataset_layer(cfg, fs)
-    owners = hp_owners(cfg.model)
-    values: dict = {}
-    for source, layer_values in hp_layers(cfg, layer):
-        if source == "--set":
-            refuse_run_fields(layer_values)
-        unread = sorted(set(layer_values) - set(owners))
-        if unread:
-            raise ZsgmError(f"{source}: unknown hyper-parameter(s) {unread} for model '{cfg.model}'; known: "
-                            f"{', '.join(sorted(owners))}")
-        values.update(layer_values)
-    missing = sorted(set(owners) - set(values))
-    if missing:
-        raise ZsgmError(f"no default for hyper-parameter(s) {missing} of model '{cfg.model}': add them to "
-                        f"{_rel(CONFIG_DIR / 'models' / f'{cfg.model}.yaml')} (family) or _shared.yaml")
+    layers = hp_layers(cfg, layer)
+    refuse_run_fields(dict(layers)["--set"])
+    values = _merged(cfg.model, layers)
     # The noise switch: σ 0 on the side that is off.
     values["noise_train"] = values["noise_train"] if cfg.noise in ("on", "train") else 0.0
     values["noise_unseen"] = values["noise_unseen"] if cfg.noise in ("on", "synthesis") else 0.0
     selection = SelectionConfig(**{f.name: values[f.name] for f in dataclasses.fields(SelectionConfig)})
     ds = dataset_overrides(layer)
     return Resolved(cfg, _generator(cfg.model, values), selection, resolve_classifier(cfg, ds), layer)
+
+
+def _merged(model: str, layers: list[tuple[str, dict]]) -> dict:
+    """The flat values of ``layers`` (lowest first), every key read by one of ``model``'s configs and
+    every one of them set by some layer."""
+    owners = hp_owners(model)
+    values: dict = {}
+    for source, layer_values in layers:
+        unread = sorted(set(layer_values) - set(owners))
+        if unread:
+            raise ZsgmError(f"{source}: unknown hyper-parameter(s) {unread} for model '{model}'; known: "
+                            f"{', '.join(sorted(owners))}")
+        values.update(layer_values)
+    missing = sorted(set(owners) - set(values))
+    if missing:
+        raise ZsgmError(f"no default for hyper-parameter(s) {missing} of model '{model}': add them to "
+                        f"{_rel(CONFIG_DIR / 'models' / f'{model}.yaml')} (family) or _shared.yaml")
+    return values
 
 
 def _generator(model: str, values: dict):
@@ -305,11 +305,7 @@ def _generator(model: str, values: dict):
 def generator_defaults(model: str, **overrides):
     """``model``'s GeneratorConfig from its YAML layers (shared < family) and ``overrides``, for code
     that drives an engine without a run (the benchmark, tests). Unknown keys are refused."""
-    owners = hp_owners(model)
-    unknown = sorted(set(overrides) - set(owners))
-    if unknown:
-        raise ZsgmError(f"unknown hyper-parameter(s) {unknown} for model '{model}'")
-    return _generator(model, {**model_defaults(model), **overrides})
+    return _generator(model, _merged(model, [*layered_model_defaults(model), ("overrides", overrides)]))
 
 
 def flat_hp(resolved: dict) -> dict:

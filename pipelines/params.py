@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Iterable
 
 from extract.errors import ZsgmError
@@ -316,15 +315,6 @@ def check_extract_args(args) -> None:
             value = getattr(args, dest)
             check_value(param, value, dest, "--" + dest.replace("_", "-"))
     check_device(getattr(args, "device", None))
-
-
-def _rel(path: Path) -> str:
-    from extract.project import PROJECT_ROOT
-
-    try:
-        return str(Path(path).resolve().relative_to(PROJECT_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def describe(params: dict[str, Param], names: Iterable[str] | None = None) -> str:
