@@ -20,7 +20,7 @@ from evaluate.tables import Stat
 from extract.errors import ZsgmError
 from extract.files import atomic_write_json, atomic_write_text
 from extract.project import PROJECT_ROOT, shared_data_root
-from pipelines.config import CONFIG_DIR, RunConfig, load_yaml
+from pipelines.config import CONFIG_DIR, RUN_FIELDS_IN_HP, RunConfig, load_yaml
 from pipelines.grid import Cell, Plan
 
 log = logging.getLogger("zsgm.quality")
@@ -90,7 +90,7 @@ def budget_overrides(spec: dict, budget: str, layer: str, model: str, classifier
     classifier's ``clf_hp``."""
     block = spec.get("budgets", {}).get(budget) or {}
     entry = block.get(layer, block.get("*", {})) or {}
-    run = {k: entry[k] for k in ("epochs", "eval_every") if k in entry}
+    run = {k: entry[k] for k in RUN_FIELDS_IN_HP if k in entry}
     hp = {**entry.get("hp", {}), **(entry.get("model_hp", {}).get(model) or {})}
     return {**run, "hp": hp, "clf_hp": dict(entry.get("clf_hp", {}).get(classifier, {}))}
 

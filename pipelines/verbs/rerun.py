@@ -57,14 +57,14 @@ def config_of(record: dict, data_root: str | None, device: str | None):
     """The record's RunConfig, with hyper-parameters pinned to the recorded ones where the
     shipped defaults have changed since (so that the rerun computes what the record computed)."""
     from extract.errors import ZsgmError
-    from pipelines.config import RunConfig, flat_hp, resolve
+    from pipelines.config import RUN_FIELDS_IN_HP, RunConfig, flat_hp, resolve
 
     if not isinstance(record.get("config"), dict):
         raise ZsgmError(f"record {record.get('id')} stores no config; it cannot be re-run")
     stored = dict(record["config"])
     if "resolved" not in record:  # written before typed configs: epochs / eval_every could sit in hp then
         hp = dict(stored.get("hp") or {})
-        stored.update({k: hp.pop(k) for k in ("epochs", "eval_every") if k in hp and not stored.get(k)}, hp=hp)
+        stored.update({k: hp.pop(k) for k in RUN_FIELDS_IN_HP if k in hp and not stored.get(k)}, hp=hp)
     cfg = RunConfig.from_dict(stored, f"record {record['id']}")
     if data_root:
         cfg.data_root = data_root
@@ -73,7 +73,8 @@ def config_of(record: dict, data_root: str | None, device: str | None):
     pinned: dict = {}
     resolved = record.get("resolved")
     if isinstance(resolved, dict):
-        stored, now = flat_hp(resolved), flat_hp(resolve(cfg).to_dict())
+        current = resolve(cfg)  # today's defaults for this config
+        stored, now = flat_hp(resolved), flat_hp(current.to_dict())
         changed = {k: v for k, v in stored.items() if k in now and now[k] != v}
         gone = sorted(k for k in stored if k not in now)
         if gone:
@@ -81,12 +82,11 @@ def config_of(record: dict, data_root: str | None, device: str | None):
         if changed:
             log.warning("hyper-parameter defaults changed since this record (%s); re-running with the recorded "
                         "values", ", ".join(f"{k}: {now.get(k)!r} -> {v!r}" for k, v in sorted(changed.items())))
-            for key, flag_field in (("epochs", "epochs"), ("eval_every", "eval_every")):
-                if key in changed:  # these have one way in, the run's own field
-                    setattr(cfg, flag_field, changed[key])
-            cfg.hp = {**cfg.hp, **{k: v for k, v in changed.items() if k not in ("epochs", "eval_every")}}
+            for key in RUN_FIELDS_IN_HP.keys() & changed.keys():  # these have one way in, the run's own field
+                setattr(cfg, key, changed[key])
+            cfg.hp = {**cfg.hp, **{k: v for k, v in changed.items() if k not in RUN_FIELDS_IN_HP}}
             pinned = changed
-        then, now_clf = resolved.get("classifier") or {}, resolve(cfg).classifier
+        then, now_clf = resolved.get("classifier") or {}, current.classifier
         moved = {k: v for k, v in (then.get("options") or {}).items()
                  if k in now_clf.options and now_clf.options[k] != v and k not in now_clf.search}
         if moved:
