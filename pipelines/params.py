@@ -145,6 +145,7 @@ CLF: dict[str, Param] = {
     "epochs": Int(1), "lr": POSITIVE, "weight_decay": NONNEG, "hidden": Int(1), "scale": POSITIVE,
     "batch_size": Int(1), "lr_step": Int(1), "seen_scale": POSITIVE, "min_steps": Int(0), "k": Int(1),
     "chunk": Int(1), "cuda_graphs": SWITCH, "real_mix": Float(0, 1),
+    "softmax_over": Choice("rows", "all"),
 }
 
 # ---------------------------------------------------------------- the run's own fields

@@ -1,10 +1,11 @@
 """The generative-prototype classifier (class-normalised ZSL, Skorokhodov & Elhoseiny 2021).
 
 An MLP maps class attributes to a prototype in feature space; logits are the cosine between
-a feature and every prototype, times a scale. Trained with cross-entropy over all classes
-on real seen + synthetic unseen features; at test time seen logits are damped (×0.95 in the
-seed) to counter the seen-class bias. With ``real_mix`` > 0 a second net, trained on the real
-features only, has its logits mixed in.
+a feature and every prototype, times a scale. Trained with cross-entropy on real seen +
+synthetic unseen features, over the classes that have training rows (a class without rows gets
+its prototype from its attributes alone); seen logits can be damped (the seed's ×0.95; calibrated
+stacking does it now). With ``real_mix`` > 0 a second net, trained on the real features only, has
+its logits mixed in.
 """
 from __future__ import annotations
 
@@ -49,12 +50,14 @@ class PrototypeClassifier:
         min_steps: int          # at least this many optimiser steps, whatever the set size
         cuda_graphs: str | bool
         real_mix: float         # weight of a second net on real features only (0: one net)
+        softmax_over: str       # 'rows': each net's softmax over the classes it has training rows of; 'all'
 
     def __init__(self, options: Options):
         self.options = o = options
         self.epochs, self.lr, self.wd, self.hidden = o.epochs, o.lr, o.weight_decay, o.hidden
         self.scale, self.batch_size, self.lr_step, self.seen_scale = o.scale, o.batch_size, o.lr_step, o.seen_scale
         self.min_steps, self.cuda_graphs, self.real_mix = o.min_steps, o.cuda_graphs, o.real_mix
+        self.softmax_over = o.softmax_over
 
     def fit(self, x: torch.Tensor, y: torch.Tensor, n_classes: int, attributes: torch.Tensor,
             seen_mask: torch.Tensor | None = None):
@@ -80,7 +83,18 @@ class PrototypeClassifier:
         graphs = cuda_graphs_wanted(self.cuda_graphs, x.device, "prototype classifier")
         opt = adam(net.parameters(), lr=self.lr, weight_decay=self.wd, capturable=graphs, scheduled=graphs)
         sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, self.lr_step), gamma=0.1)
-        losses = train_minibatch(net, lambda b: net(b, self.att), x, y, self.epochs,
+        att = self.att
+        if self.softmax_over == "rows":
+            # A class without training rows (an unseen class when nothing synthesises it, and in
+            # the real-only net) would only ever be a negative: the net would learn to put its
+            # prototype away from every real feature, which is a seen-class bias. Its prototype
+            # comes from its attributes through the MLP instead, as in class-normalised ZSL.
+            present = torch.unique(y)
+            if len(present) < len(att):
+                local = torch.full((len(att),), -1, dtype=torch.long, device=y.device)
+                local[present] = torch.arange(len(present), device=y.device)
+                att, y = att[present], local[y]
+        losses = train_minibatch(net, lambda b: net(b, att), x, y, self.epochs,
                                  self.batch_size, opt, sched, self.min_steps, graphs)
         return net, losses
 
