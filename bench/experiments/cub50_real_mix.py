@@ -1,7 +1,7 @@
-"""The prototype classifier's real_mix at 0 on the staged CUB-50 FeatureSet, at the quality suite's CPU
-budget (configs/quality.yaml), for cramer + tricks, none and ridge x seeds 0-2: validation H (what
-selection sees) and test H, one JSON line per run. real_mix 0.5's side is the quality suite's own
-records (quality/results/<date>.jsonl).
+"""The prototype classifier's real_mix at 0 on the staged CUB-50 FeatureSet: the quality suite's own
+cells (configs/quality.yaml, its CPU budget, validation selection) for cramer + tricks, none and ridge
+x 3 seeds, with real_mix 0 set over them. Prints validation H (what selection sees) and test H, one
+JSON line per run; real_mix 0.5's side is the suite's own records (quality/results/<date>.jsonl).
 
     python bench/experiments/cub50_real_mix.py
 """
@@ -13,11 +13,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
-CUB50 = ROOT.parent / "shared" / "data" / "features" / "cub50_lite0.safetensors"
+
+from pipelines.quality import QualityRequest, plan  # noqa: E402
 
 
-def one(job):
-    name, model, noise, seed = job
+def one(cell):
     import logging
 
     import torch
@@ -27,19 +27,16 @@ def one(job):
     from pipelines.config import RunConfig
     from pipelines.gzsl import run_gzsl
 
+    params = {**cell.params, "clf_hp": {**cell.params["clf_hp"], "real_mix": 0.0}}
     work = Path(tempfile.mkdtemp(prefix="real-mix"))
-    hp = {"hidden": 1024, "lr": 1e-3, **({"critic_iters": 2} if model == "cramer" else {})}
-    cfg = RunConfig(features=str(CUB50), model=model, noise=noise, seed=seed, epochs=10, eval_every=5, hp=hp,
-                    clf_hp={"min_steps": 300, "real_mix": 0.0})
-    r = run_gzsl(cfg, store=work / "runs.jsonl", runs_dir=work / "runs", progress=False)
-    return {"configuration": name, "real_mix": 0.0, "seed": seed, "val_H": r["val"]["H"], "U": r["U"],
+    r = run_gzsl(RunConfig.from_dict(params), store=work / "runs.jsonl", runs_dir=work / "runs", progress=False)
+    return {**cell.labels, "real_mix": 0.0, "seed": params["seed"], "val_H": r["val"]["H"], "U": r["U"],
             "S": r["S"], "H": r["H"]}
 
 
 if __name__ == "__main__":
-    jobs = [(name, model, noise, s) for name, model, noise in (("cramer+tricks", "cramer", "on"),
-                                                               ("none", "none", "off"), ("ridge", "ridge", "off"))
-            for s in range(3)]
+    cells, _, _ = plan(QualityRequest(budget="cpu", configurations=["cramer+tricks", "none", "ridge"],
+                                      selections=("validation",), demo=False))
     with ProcessPoolExecutor(2) as pool:
-        for r in pool.map(one, jobs):
+        for r in pool.map(one, [c for c in cells.cells if c.labels["featureset"] == "cub50_lite0"]):
             print(json.dumps(r), flush=True)

@@ -13,7 +13,7 @@ the oracle's with --oracle) and appends every run to a JSON-lines file:
         'default={}' 'no mix={"clf_hp": {"real_mix": 0}}' 'ridge={"model": "ridge"}'
 
 A variant is a JSON object of RunConfig fields (model, classifier, noise, hp, clf_hp, epochs,
-eval_every), plus ``clf_search`` (option -> values) to widen what selection searches.
+eval_every).
 The proxies' pseudo-unseen classes are seen-like (ImageNet overlaps the xlsa17 seen classes more
 than its unseen ones), so they test a setting's behaviour at the demo's size, not the demo's
 harder unseen classes.
@@ -83,18 +83,6 @@ def run_one(job: tuple) -> dict:
     from pipelines.gzsl import run_gzsl
 
     config.DEMO_DIR = Path(path).parent  # the proxies stand in for the demo: they get its layer
-    variant = dict(variant)
-    search = variant.pop("clf_search", None)
-    if search:
-        plain = config.ClassifierConfig.candidates
-
-        def candidates(self):
-            out = plain(self)
-            for key, values in search.items():
-                out = [{**c, key: v} for c in out for v in values]
-            return out
-
-        config.ClassifierConfig.candidates = candidates
     work = Path(tempfile.mkdtemp(prefix="proxy-run"))
     cfg = config.RunConfig(features=str(path), seed=seed, selection=selection, **variant)
     t0 = time.perf_counter()
@@ -106,7 +94,7 @@ def run_one(job: tuple) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("variants", nargs="+", help="NAME=JSON (RunConfig fields, clf_search)")
+    ap.add_argument("variants", nargs="+", help="NAME=JSON (RunConfig fields)")
     ap.add_argument("--proxies", type=int, default=6)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--oracle", action="store_true", help="also the oracle (epoch and γ picked on test)")

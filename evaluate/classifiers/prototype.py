@@ -89,11 +89,8 @@ class PrototypeClassifier:
             # the real-only net) would only ever be a negative: the net would learn to put its
             # prototype away from every real feature, which is a seen-class bias. Its prototype
             # comes from its attributes through the MLP instead, as in class-normalised ZSL.
-            present = torch.unique(y)
-            if len(present) < len(att):
-                local = torch.full((len(att),), -1, dtype=torch.long, device=y.device)
-                local[present] = torch.arange(len(present), device=y.device)
-                att, y = att[present], local[y]
+            present, y = torch.unique(y, return_inverse=True)  # y: the row's place among them
+            att = att[present]
         losses = train_minibatch(net, lambda b: net(b, att), x, y, self.epochs,
                                  self.batch_size, opt, sched, self.min_steps, graphs)
         return net, losses
