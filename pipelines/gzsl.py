@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from evaluate import scoring
 from evaluate.classifiers import CLASSIFIERS
-from evaluate.metrics import GZSLResult, per_class_accuracy
+from evaluate.metrics import GZSLResult, best_gamma, gamma_grid, per_class_accuracy
 from evaluate.records import append_record, default_runs_dir, finite_record
 from evaluate.scoring import Problem, Scores, make_problem, score
 from evaluate.selection import diverged, validation_split
@@ -287,11 +287,23 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, rc: 
         "zsl": round(r.zsl, 2), "epochs": final.epochs, "gamma": round(final.gamma, 4),
         "seconds": round(seconds, 2), "n_classes": fs.n_classes, "n_seen": len(fs.seen_classes),
         "n_unseen": len(fs.unseen_classes), "reseeds": len(attempts) - 1, "collapsed": final.collapsed,
-        "seed_used": final.seed, "val": {k: round(v, 4) if isinstance(v, float) else v for k, v in final.val.items()
+        "seed_used": final.seed, "gamma_on_test": _gamma_on_test(final) if selection == "validation" else {},
+        "val": {k: round(v, 4) if isinstance(v, float) else v for k, v in final.val.items()
                                         if k != "scores"},  # the scores tensors go to scores.safetensors
         "status": "ok", "started": started, "versions": versions(), "config": cfg.to_dict(),
         "resolved": rc.to_dict(),  # every setting the run computed with (the YAML layers and overrides, typed)
     }
+
+
+def _gamma_on_test(final: Attempt) -> dict:
+    """A diagnostic, never a result: the final scores with γ picked on test. The oracle's lead over
+    validation selection splits into calibration (this H minus the result's) and the epoch choice
+    with the retraining (the oracle's H minus this one)."""
+    s, prob = final.scores, final.prob
+    args = (s.seen, prob.eval_seen[1], s.unseen, prob.eval_unseen[1], s.seen_mask)
+    grid = torch.cat([gamma_grid(s.seen, s.unseen, s.seen_mask), torch.tensor([final.gamma])])  # never below H
+    gamma, res = best_gamma(*args, grid=grid)
+    return {"gamma": round(gamma, 4), **{k: round(v, 2) for k, v in res.as_dict().items()}}
 
 
 def _save_run(run_dir: Path, record: dict, final: Attempt, fs: FeatureSet) -> None:

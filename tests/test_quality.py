@@ -26,6 +26,8 @@ def test_quality_slice_on_the_demo_clears_its_floor(tmp_path):
                                         staged=False, store=str(tmp_path / "q.jsonl"), out=str(tmp_path / "q.md")))
     cell = report["cells"]["cub20_lite0"]["cramer+tricks"]["validation"]
     assert cell["H"]["n"] == 1 and cell["H"]["mean"] >= DEMO_FLOOR_H, cell
+    # the diagnostic beside it: the same scores with γ picked on test can only do better
+    assert cell["H_gamma_on_test"]["mean"] >= cell["H"]["mean"], cell
     text = (tmp_path / "q.md").read_text()
     assert "| cramer+tricks | 1 |" in text and "cub20_lite0 (20 classes)" in text
     assert json.loads((tmp_path / "q.json").read_text())["cells"]["cub20_lite0"]["cramer+tricks"]
@@ -121,6 +123,9 @@ def test_selection_evidence_is_kept(tmp_path):
     assert [h["epoch"] for h in hist] == [1, 2]
     assert all({"eval_U", "eval_S", "eval_H", "eval_gamma", "loss_generator"} <= set(h) for h in hist)
     assert rec["budget"] and rec["resolved"]["budget"] == rec["budget"]
+    # the calibration diagnostic: the final scores with γ on test, a grid that holds the γ validation chose
+    diag = rec["gamma_on_test"]
+    assert diag["H"] >= rec["H"] and set(diag) == {"gamma", "U", "S", "H", "zsl"} and diag["zsl"] == rec["zsl"]
 
 
 def test_the_balance_rule_picks_the_gamma_where_u_meets_s():

@@ -1,0 +1,65 @@
+"""The quality suite's own CUB-50 cells (configs/quality.yaml, its CPU budget, validation selection)
+with settings set over them: what a change does on the staged real FeatureSet, validation H (what
+selection sees) beside test H, one JSON line per run. The unchanged side is the suite's own records
+(quality/results/<date>.jsonl).
+
+    python bench/experiments/cub50_cells.py --configurations cramer+tricks none ridge \
+        --set '{"clf_hp": {"real_mix": 0.0}}'          # bench/results/2026-12-02-cub50-real-mix-0.jsonl
+    python bench/experiments/cub50_cells.py --configurations cramer+tricks f-CLSWGAN \
+        --set '{"epochs": 20}'                          # bench/results/2026-12-02-cub50-epochs-20.jsonl
+
+``--set`` is a JSON object of RunConfig fields; ``hp`` and ``clf_hp`` are merged into the cell's own.
+"""
+import argparse
+import json
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from pipelines.quality import QualityRequest, plan  # noqa: E402
+
+MERGED = ("hp", "clf_hp")  # dict fields merged into the cell's own rather than replaced
+
+
+def over(params: dict, changes: dict) -> dict:
+    return {**params, **changes, **{k: {**params.get(k, {}), **changes[k]} for k in MERGED if k in changes}}
+
+
+def one(job):
+    cell, changes = job
+    import logging
+
+    import torch
+
+    torch.set_num_threads(1)
+    logging.disable(logging.WARNING)
+    from pipelines.config import RunConfig
+    from pipelines.gzsl import run_gzsl
+
+    params = over(cell.params, changes)
+    work = Path(tempfile.mkdtemp(prefix="cub50-cells"))
+    r = run_gzsl(RunConfig.from_dict(params), store=work / "runs.jsonl", runs_dir=work / "runs", progress=False)
+    return {**cell.labels, "set": changes, "seed": params["seed"], "val_H": r["val"]["H"], "val_gamma":
+            r["val"]["gamma"], "epoch": r["epochs"], "gamma": r["gamma"], "U": r["U"], "S": r["S"], "H": r["H"],
+            "zsl": r["zsl"], "seconds": r["seconds"]}
+
+
+if __name__ == "__main__":
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--configurations", nargs="+", required=True, help="names from configs/quality.yaml")
+    ap.add_argument("--set", default="{}", help="JSON object of RunConfig fields set over each cell")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--jobs", type=int, default=2)
+    args = ap.parse_args()
+    changes = json.loads(args.set)
+    cells, _, _ = plan(QualityRequest(budget="cpu", configurations=args.configurations,
+                                      selections=("validation",), demo=False))
+    jobs = [(c, changes) for c in cells.cells
+            if c.labels["featureset"] == "cub50_lite0" and c.params["seed"] in args.seeds]
+    with ProcessPoolExecutor(args.jobs) as pool:
+        for r in pool.map(one, jobs):
+            print(json.dumps(r), flush=True)
