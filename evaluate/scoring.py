@@ -90,9 +90,11 @@ def classify(prob: Problem, classifier: str, options: dict, synthesize: Synthesi
     return Scores(full(prob.eval_seen[0]), full(prob.eval_unseen[0]), seen_mask, synth_std)
 
 
-def score(s: Scores, prob: Problem, gamma: float | None, rule: str = "max_h") -> tuple[float, GZSLResult]:
-    """With ``gamma`` None the calibration of the grid is chosen on these very scores by ``rule``."""
+def score(s: Scores, prob: Problem, gamma: float | None, rule: str = "max_h",
+          grid: torch.Tensor | None = None) -> tuple[float, GZSLResult]:
+    """With ``gamma`` None the calibration of ``grid`` (default: ``gamma_grid`` of these scores) is
+    chosen on these very scores by ``rule``."""
     args = (s.seen, prob.eval_seen[1], s.unseen, prob.eval_unseen[1], s.seen_mask)
     if gamma is None:
-        return best_gamma(*args, rule=rule)
+        return best_gamma(*args, grid=grid, rule=rule)
     return gamma, gzsl_evaluate(*args, gamma=gamma)

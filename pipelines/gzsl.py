@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 
 from evaluate import scoring
 from evaluate.classifiers import CLASSIFIERS
-from evaluate.metrics import GZSLResult, best_gamma, gamma_grid, per_class_accuracy
+from evaluate.metrics import GZSLResult, gamma_grid, per_class_accuracy
 from evaluate.records import append_record, default_runs_dir, finite_record
 from evaluate.scoring import Problem, Scores, make_problem, score
 from evaluate.selection import diverged, validation_split
@@ -299,10 +299,9 @@ def _gamma_on_test(final: Attempt) -> dict:
     """A diagnostic, never a result: the final scores with γ picked on test. The oracle's lead over
     validation selection splits into calibration (this H minus the result's) and the epoch choice
     with the retraining (the oracle's H minus this one)."""
-    s, prob = final.scores, final.prob
-    args = (s.seen, prob.eval_seen[1], s.unseen, prob.eval_unseen[1], s.seen_mask)
+    s = final.scores
     grid = torch.cat([gamma_grid(s.seen, s.unseen, s.seen_mask), torch.tensor([final.gamma])])  # never below H
-    gamma, res = best_gamma(*args, grid=grid)
+    gamma, res = score(s, final.prob, None, grid=grid)
     return {"gamma": round(gamma, 4), **{k: round(v, 2) for k, v in res.as_dict().items()}}
 
 

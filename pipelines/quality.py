@@ -172,7 +172,8 @@ def summarise(rows: list[dict], spec: dict, budget: str) -> dict:
     cells = {}
     for (fs, conf, sel), rs in groups.items():
         cells.setdefault(fs, {}).setdefault(conf, {})[sel] = {
-            **{m: _stat([r.get(m) for r in rs]) for m in (*METRICS, "H_gamma_on_test")},
+            **{m: _stat([r[m] for r in rs]) for m in METRICS},
+            "H_gamma_on_test": _stat([r.get("H_gamma_on_test") for r in rs]),  # validation runs only
             "seconds": round(sum(r["seconds"] or 0 for r in rs), 1), "seeds": sorted(r["seed"] for r in rs),
             "n_classes": rs[0]["n_classes"]}
     return {"budget": budget, "budget_spec": spec.get("budgets", {}).get(budget, {}), "cells": cells,
@@ -231,8 +232,8 @@ def to_markdown(report: dict) -> str:
             v, o = sels.get("validation", {}), sels.get("oracle", {})
             gap = (o["H"]["mean"] - v["H"]["mean"]) if v and o else None
             lines.append(f"| {conf} | {len(v.get('seeds', o.get('seeds', [])))} | {_fmt(v.get('U'))} | "
-                         f"{_fmt(v.get('S'))} | {_fmt(v.get('H'))} | {_fmt(v.get('zsl'))} | {_fmt(v.get('H_gamma_on_test'))} | "
-                         f"{_fmt(o.get('H'))} | "
+                         f"{_fmt(v.get('S'))} | {_fmt(v.get('H'))} | {_fmt(v.get('zsl'))} | "
+                         f"{_fmt(v.get('H_gamma_on_test'))} | {_fmt(o.get('H'))} | "
                          f"{'–' if gap is None else f'{gap:+.1f}'} | "
                          f"{v.get('seconds', 0) + o.get('seconds', 0):.0f} |")
         lines.append("")
