@@ -45,6 +45,7 @@ class GeneratorConfig:
     gp_weight: float
     cls_weight: float               # the f-CLSWGAN classification regulariser (0: off)
     cls_pretrain_epochs: int
+    center_weight: float            # class-centre regulariser: generated class means to the real ones (0: off)
     # attribute noise and synthesis
     noise: AttributeNoise
     n_synth: int                    # synthetic features per unseen class

@@ -66,6 +66,22 @@ def gradient_penalty(score: Callable[[torch.Tensor], torch.Tensor], real: torch.
     return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
 
+def _class_sums(x: torch.Tensor, y: torch.Tensor, n_classes: int, mean: bool = True):
+    """Per-class means of ``x`` ([n_classes, D]; a class without rows gets 0), or (sums, counts).
+    Index arithmetic only: no host sync, so a CUDA graph can capture it."""
+    sums = torch.zeros(n_classes, x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, y, x)
+    counts = torch.zeros(n_classes, device=x.device, dtype=x.dtype).index_add_(0, y, torch.ones_like(y, dtype=x.dtype))
+    return sums / counts.clamp_min(1).unsqueeze(1) if mean else (sums, counts)
+
+
+def _center_distance(fake: torch.Tensor, y: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch's classes of ‖generated class mean − real class mean‖²."""
+    sums, counts = _class_sums(fake, y, means.shape[0], mean=False)
+    present = (counts > 0).to(fake.dtype)
+    dist = (sums / counts.clamp_min(1).unsqueeze(1) - means).pow(2).sum(1)
+    return (dist * present).sum() / present.sum()
+
+
 class Engine:
     def __init__(self, model: str, feature_dim: int, att_dim: int, config: GeneratorConfig,
                  device: torch.device | str = "cpu"):
@@ -81,6 +97,7 @@ class Engine:
             if self.family.adversarial else None
         self.seen_clf: torch.nn.Module | None = None
         self.class_map: torch.Tensor | None = None
+        self.class_means: torch.Tensor | None = None  # [C, D] real class means (centre regulariser)
         self.epoch = 0
         self.history: list[dict] = []
         self.att_scale: torch.Tensor | None = None  # per-attribute spread: the unit of attribute noise
@@ -141,8 +158,11 @@ class Engine:
 
     def prepare_regulariser(self, data: TrainData) -> None:
         """f-CLSWGAN: a softmax classifier pre-trained on the real training classes, frozen,
-        whose cross-entropy on generated features is added to the generator loss. ``fit`` calls
-        it; a caller that drives ``train_epoch`` itself (a benchmark) calls it first. Once only."""
+        whose cross-entropy on generated features is added to the generator loss; and the real
+        class means the centre regulariser pulls towards. ``fit`` calls it; a caller that drives
+        ``train_epoch`` itself (a benchmark) calls it first. Once only."""
+        if self.config.center_weight > 0 and self.class_means is None:
+            self.class_means = _class_sums(data.features, data.labels, data.attributes.shape[0])
         if self.config.cls_weight <= 0 or self.seen_clf is not None:
             return
         classes = torch.unique(data.labels)
@@ -207,6 +227,10 @@ class Engine:
                 cls = F.cross_entropy(self.seen_clf(fake).float(), self.class_map[y])
                 loss = loss + cfg.cls_weight * cls
                 logs["cls"] = cls.detach()
+            if self.class_means is not None:
+                center = _center_distance(fake.float(), y, self.class_means)
+                loss = loss + cfg.center_weight * center
+                logs["center"] = center.detach()
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         self.opt_g.step()

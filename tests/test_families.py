@@ -138,3 +138,35 @@ def test_registry_lists_all_families():
 def test_family_has_yaml_defaults(name):
     from pipelines.config import CONFIG_DIR
     assert (CONFIG_DIR / "models" / f"{name}.yaml").is_file(), f"add pipelines/configs/models/{name}.yaml"
+
+
+def test_center_distance_hand_values():
+    """The centre regulariser's term: the mean over the batch's classes of ‖generated class mean −
+    real class mean‖²; classes absent from the batch do not count."""
+    from generate.engine import _center_distance
+    means = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
+    fake = torch.tensor([[1.0, 0.0], [3.0, 0.0], [1.0, 2.0]])
+    y = torch.tensor([0, 0, 1])
+    # class 0: mean (2, 0), distance 4; class 1: (1, 2), distance 1; class 2 absent
+    assert torch.isclose(_center_distance(fake, y, means), torch.tensor(2.5))
+
+
+def test_center_regulariser_pulls_generated_class_means(planted):
+    """With ``center_weight`` the generated means of the training classes end closer to the real
+    ones than without it, from the same seed and budget (cramer, the default family)."""
+    data, *_ = planted
+    seen = torch.unique(data.labels)
+    real = torch.stack([data.features[data.labels == c].mean(0) for c in seen.tolist()])
+
+    def mean_error(weight: float) -> float:
+        seed_everything(0)
+        epochs = 20
+        hp = {**TEST_HP, "epochs": epochs, "center_weight": weight, "noise_unseen": 0.0}
+        engine = Engine("cramer", data.features.shape[1], data.attributes.shape[1], generator_defaults("cramer", **hp))
+        engine.fit(data, epochs, progress=False)
+        fake = engine.synthesize(data.attributes[seen], 50, gen=torch.Generator().manual_seed(0))
+        return float((fake.view(len(seen), 50, -1).mean(1) - real).pow(2).sum(1).mean())
+
+    without, with_center = mean_error(0.0), mean_error(10.0)
+    # seeds 0-1: 0.94 against 1.67 and 1.71 (a ratio of 0.56)
+    assert with_center < 0.75 * without, (with_center, without)
