@@ -222,7 +222,9 @@ class Resolved:
         return (f"budget '{self.budget}': {g.epochs} epochs of batch {g.batch_size}"
                 f"{'' if g.steps_per_epoch is None else ' x ' + str(g.steps_per_epoch) + ' steps'}, "
                 f"hidden {g.hidden}, lr {g.lr}, {g.n_synth} synthetic features per class; "
-                f"attribute noise {self.run.noise} (train {g.noise.train}, unseen {g.noise.unseen}); "
+                + "".join(f"{name} weight {w}; " for name, w in (("classification", g.cls_weight),
+                                                                  ("class-centre", g.center_weight)) if w > 0)
+                + f"attribute noise {self.run.noise} (train {g.noise.train}, unseen {g.noise.unseen}); "
                 f"{c.name} classifier: {opts}"
                 + "".join(f"; {k} chosen on validation among {v}" for k, v in c.search.items()))
 
