@@ -74,7 +74,9 @@ class Cell:
             return f"extract {p['backbone']}{' (scratch)' if p['scratch'] else ''} on {p['data']}"
         what = " ".join(f"{v}" for v in self.labels.values()) if self.labels else ""
         bb = f" {p['backbone']}" if p.get("backbone") else ""
-        return (f"gzsl {p['data']}{bb} {p['model']}+{p['classifier']} seed {p['seed']}"
+        # a FeatureSet file names the data better than --data, which it overrides
+        data = Path(p["features"]).stem if p.get("features") else p["data"]
+        return (f"gzsl {data}{bb} {p['model']}+{p['classifier']} seed {p['seed']}"
                 f"{' [' + what + ']' if what else ''}")
 
     def table_row(self) -> dict:

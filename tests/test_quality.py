@@ -156,3 +156,16 @@ def test_a_retraining_that_blows_up_is_caught():
     assert selection.diverged(ref, calm) is None
     assert "loss_critic 537.6 at epoch 3" in selection.diverged(ref, [*calm[:2], {"epoch": 3, "loss_critic": 537.57}])
     assert "generator_cls nan" in selection.diverged(ref, [{"epoch": 1, "generator_cls": float("nan")}])
+
+
+def test_a_cell_on_a_featureset_is_named_by_its_file():
+    """The runner's progress lines name a FeatureSet run by its file, not by the --data default it
+    overrides (a CUB-50 cell was logged as 'gzsl demo ...')."""
+    from pipelines.grid import Cell
+
+    def line(cfg: RunConfig) -> str:
+        return Cell(cfg.run_id(), "gzsl", cfg.to_dict()).describe()
+
+    assert line(RunConfig(features="/any/where/cub50_lite0.safetensors", model="ridge")) \
+        == "gzsl cub50_lite0 ridge+prototype seed 0"
+    assert line(RunConfig(data="flo", model="ridge")) == "gzsl flo ridge+prototype seed 0"
