@@ -45,12 +45,15 @@ def test_every_trained_family_is_captured_and_learns_finite(model):
     assert set(logs[0]) == set(logs[-1])
 
 
-@pytest.mark.parametrize("model", ["wgan", "cramer", "fisher", "began"])
-def test_graph_replay_matches_eager_training(model):
+@pytest.mark.parametrize("model, hp", [("wgan", {}), ("cramer", {}), ("fisher", {}), ("began", {}),
+                                       ("cramer", {"center_weight": 1.0})],  # the demo's class-centre term
+                         ids=["wgan", "cramer", "fisher", "began", "cramer-center"])
+def test_graph_replay_matches_eager_training(model, hp):
     """Same initial weights and RNG state: the graphed epoch (3 eager warm-up iterations, then
     replays) must land on the weights of an eager epoch, up to float rounding."""
     data = _data()
-    graphed, eager = _engine(model, steps_per_epoch=6), _engine(model, steps_per_epoch=6, cuda_graphs="off")
+    graphed = _engine(model, steps_per_epoch=6, **hp)
+    eager = _engine(model, steps_per_epoch=6, cuda_graphs="off", **hp)
     eager.family.load_state_dict(graphed.family.state_dict())
     for eng in (graphed, eager):
         eng.prepare_regulariser(data)
