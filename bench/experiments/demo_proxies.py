@@ -14,9 +14,10 @@ the oracle's with --oracle) and appends every run to a JSON-lines file:
 
 A variant is a JSON object of RunConfig fields (model, classifier, noise, hp, clf_hp, epochs,
 eval_every).
-The proxies' pseudo-unseen classes are seen-like (ImageNet overlaps the xlsa17 seen classes more
-than its unseen ones), so they test a setting's behaviour at the demo's size, not the demo's
-harder unseen classes.
+The proxies' classes are drawn at random, so their pseudo-unseen classes often have a same-genus
+seen class, where the demo's unseen classes rarely do and are siblings of one another (imagenet_head.py
+and quality/README.md): they test a setting's behaviour at the demo's size, not on the demo's harder
+unseen classes.
 """
 from __future__ import annotations
 
