@@ -66,20 +66,19 @@ def gradient_penalty(score: Callable[[torch.Tensor], torch.Tensor], real: torch.
     return ((grad.norm(2, dim=1) - 1) ** 2).mean()
 
 
-def _class_sums(x: torch.Tensor, y: torch.Tensor, n_classes: int, mean: bool = True):
-    """Per-class means of ``x`` ([n_classes, D]; a class without rows gets 0), or (sums, counts).
+def _class_means(x: torch.Tensor, y: torch.Tensor, n_classes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class means of ``x`` [n_classes, D] (a class without rows gets 0) and row counts.
     Index arithmetic only: no host sync, so a CUDA graph can capture it."""
     sums = torch.zeros(n_classes, x.shape[1], device=x.device, dtype=x.dtype).index_add_(0, y, x)
     counts = torch.zeros(n_classes, device=x.device, dtype=x.dtype).index_add_(0, y, torch.ones_like(y, dtype=x.dtype))
-    return sums / counts.clamp_min(1).unsqueeze(1) if mean else (sums, counts)
+    return sums / counts.clamp_min(1).unsqueeze(1), counts
 
 
 def _center_distance(fake: torch.Tensor, y: torch.Tensor, means: torch.Tensor) -> torch.Tensor:
     """Mean over the batch's classes of ‖generated class mean − real class mean‖²."""
-    sums, counts = _class_sums(fake, y, means.shape[0], mean=False)
+    fake_means, counts = _class_means(fake, y, means.shape[0])
     present = (counts > 0).to(fake.dtype)
-    dist = (sums / counts.clamp_min(1).unsqueeze(1) - means).pow(2).sum(1)
-    return (dist * present).sum() / present.sum()
+    return ((fake_means - means).pow(2).sum(1) * present).sum() / present.sum()
 
 
 class Engine:
@@ -162,7 +161,7 @@ class Engine:
         class means the centre regulariser pulls towards. ``fit`` calls it; a caller that drives
         ``train_epoch`` itself (a benchmark) calls it first. Once only."""
         if self.config.center_weight > 0 and self.class_means is None:
-            self.class_means = _class_sums(data.features, data.labels, data.attributes.shape[0])
+            self.class_means, _ = _class_means(data.features, data.labels, data.attributes.shape[0])
         if self.config.cls_weight <= 0 or self.seen_clf is not None:
             return
         classes = torch.unique(data.labels)

@@ -17,6 +17,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from extract.featureset import FeatureSet  # noqa: E402
+from extract.project import shared_data_root  # noqa: E402
 from pipelines.gzsl import demo_path  # noqa: E402
 
 
@@ -47,4 +48,5 @@ def main(paths: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:] or [str(demo_path()), str(Path(__file__).resolve().parents[3] / "shared/data/features/cub50_lite0.safetensors")])
+    staged = shared_data_root()
+    main(sys.argv[1:] or [str(demo_path())] + ([str(staged / "features" / "cub50_lite0.safetensors")] if staged else []))
