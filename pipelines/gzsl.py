@@ -105,6 +105,7 @@ class Attempt:
     prob: Problem
     engine: Engine
     val_history: list = field(default_factory=list)
+    val_prob: Problem | None = None  # the validation problem the selection scored (its labels)
 
 
 def _train_and_select(rc: Resolved, prob: Problem, device, epochs: int, ckpt: Path, tune_gamma: bool,
@@ -174,6 +175,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         seed_everything(seed)
         val: dict = {}
         val_history: list = []
+        vprob = None
         if selection == "validation":
             vprob = make_problem(fs, split.fit, split.train_classes, split.val_classes, split.val_seen,
                                  split.val_unseen, cfg.feature_normalisation, device)
@@ -218,7 +220,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
                 gamma, res = score(s, prob, 0.0)  # no data to choose γ on: no calibration
             # Without validation data, collapse is judged on the synthetic features alone.
             collapsed = engine.family.synthesizes and s.synth_std < 1e-4
-        attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine, val_history))
+        attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine, val_history, vprob))
         if not collapsed:
             break
         log.warning("seed %d: collapsed (validation U %.2f%%, S %.2f%%) or its retraining diverged; re-seeding",
@@ -319,12 +321,19 @@ def _save_run(run_dir: Path, record: dict, final: Attempt, fs: FeatureSet) -> No
                  "unseen": {names[c]: round(100 * float(a), 2) for c, a in
                             zip(torch.unique(prob.eval_unseen[1]).tolist(), acc_u)}}
     atomic_write_json(run_dir / "per_class.json", per_class)
+    tensors = _score_tensors(s, prob)
+    if final.val_prob is not None and final.val.get("scores") is not None:
+        # the selection's own evidence: the validation scores γ was chosen on, at the chosen epoch
+        tensors.update({f"val_{k}": v for k, v in _score_tensors(final.val["scores"], final.val_prob).items()})
     with atomic_path(run_dir / "scores.safetensors") as tmp:
-        save_file({"scores_seen": s.seen.cpu().contiguous(), "labels_seen": prob.eval_seen[1].cpu().contiguous(),
-                   "scores_unseen": s.unseen.cpu().contiguous(),
-                   "labels_unseen": prob.eval_unseen[1].cpu().contiguous(),
-                   "seen_mask": s.seen_mask.cpu().contiguous()}, str(tmp), metadata={"gamma": str(final.gamma)})
+        save_file(tensors, str(tmp), metadata={"gamma": str(final.gamma)})
     atomic_write_json(run_dir / "record.json", record)
+
+
+def _score_tensors(s: Scores, prob: Problem) -> dict:
+    return {"scores_seen": s.seen.cpu().contiguous(), "labels_seen": prob.eval_seen[1].cpu().contiguous(),
+            "scores_unseen": s.unseen.cpu().contiguous(), "labels_unseen": prob.eval_unseen[1].cpu().contiguous(),
+            "seen_mask": s.seen_mask.cpu().contiguous()}
 
 
 def final_line(record: dict) -> str:

@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from evaluate import selection
 from evaluate.metrics import best_gamma, gamma_grid, gzsl_evaluate
@@ -126,6 +127,13 @@ def test_selection_evidence_is_kept(tmp_path):
     # the calibration diagnostic: the final scores with γ on test, a grid that holds the γ validation chose
     diag = rec["gamma_on_test"]
     assert diag["H"] >= rec["H"] and set(diag) == {"gamma", "U", "S", "H", "zsl"} and diag["zsl"] == rec["zsl"]
+    # the validation scores γ was chosen on are kept beside the test scores: replaying the choice on them
+    # gives the record's γ and validation H (bench/experiments/calibration_rules.py replays other rules)
+    t = load_file(str(tmp_path / "runs" / rec["id"] / "scores.safetensors"))
+    gamma, res = best_gamma(t["val_scores_seen"], t["val_labels_seen"], t["val_scores_unseen"],
+                            t["val_labels_unseen"], t["val_seen_mask"])
+    assert gamma == pytest.approx(rec["gamma"], abs=1e-4) and res.H == pytest.approx(rec["val"]["H"], abs=1e-3)
+    assert set(t["val_labels_unseen"].tolist()).isdisjoint(t["labels_unseen"].tolist())  # validation classes
 
 
 def test_the_balance_rule_picks_the_gamma_where_u_meets_s():

@@ -75,7 +75,7 @@ def build_proxies(source: Path, out_dir: Path, n: int) -> list[Path]:
 
 
 def run_one(job: tuple) -> dict:
-    path, name, variant, selection, seed = job
+    path, name, variant, selection, seed, keep = job
     torch.set_num_threads(1)
     import logging
 
@@ -84,13 +84,14 @@ def run_one(job: tuple) -> dict:
     from pipelines.gzsl import run_gzsl
 
     config.DEMO_DIR = Path(path).parent  # the proxies stand in for the demo: they get its layer
-    work = Path(tempfile.mkdtemp(prefix="proxy-run"))
+    work = Path(keep) / f"{name}-{Path(path).stem}" if keep else Path(tempfile.mkdtemp(prefix="proxy-run"))
     cfg = config.RunConfig(features=str(path), seed=seed, selection=selection, **variant)
     t0 = time.perf_counter()
     r = run_gzsl(cfg, store=work / "runs.jsonl", runs_dir=work / "runs", progress=False)
     return {"variant": name, "proxy": Path(path).stem, "selection": selection, "seed": seed,
             "U": r["U"], "S": r["S"], "H": r["H"], "val_H": r["val"].get("H"), "epochs": r["epochs"],
-            "gamma": r["gamma"], "seconds": round(time.perf_counter() - t0, 1)}
+            "gamma": r["gamma"], "seconds": round(time.perf_counter() - t0, 1),
+            "run_dir": str(work / "runs" / r["id"]) if keep else None}
 
 
 def main() -> None:
@@ -101,12 +102,15 @@ def main() -> None:
     ap.add_argument("--oracle", action="store_true", help="also the oracle (epoch and γ picked on test)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("demo_proxies.jsonl"))
+    ap.add_argument("--keep-runs", type=Path, default=None,
+                    help="keep every run's folder (scores.safetensors: test and validation scores) here")
     a = ap.parse_args()
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     variants = [(v.split("=", 1)[0], json.loads(v.split("=", 1)[1])) for v in a.variants]
     paths = build_proxies(CUB50, Path(tempfile.mkdtemp(prefix="proxies")), a.proxies)
     selections = ["validation"] + (["oracle"] if a.oracle else [])
-    jobs = [(str(p), name, v, s, seed) for name, v in variants for s in selections for seed in a.seeds for p in paths]
+    keep = str(a.keep_runs.resolve()) if a.keep_runs else None
+    jobs = [(str(p), name, v, s, seed, keep) for name, v in variants for s in selections for seed in a.seeds for p in paths]
     with ProcessPoolExecutor(a.jobs) as pool:
         runs = list(pool.map(run_one, jobs))
     with a.out.open("a") as fh:
