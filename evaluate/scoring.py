@@ -33,11 +33,22 @@ class Problem:
     classes: torch.Tensor = field(default=None)  # the classes of this problem's universe
 
 
+def unit_attributes(att: torch.Tensor) -> torch.Tensor:
+    """Class attributes scaled to unit L2 norm per class, the field's habit (xlsa17's ``att`` already is,
+    except ``cub_sent``'s sentence embeddings, of norm ~20). Measured on CUB-50 with cub_sent's
+    attributes (bench/results/2026-12-02-cub50-sent.md): f-CLSWGAN's validation-selected test H 58.7
+    raw against 72.5 unit, and vae collapsed in every attempt on the raw ones. Rows already of unit
+    norm are returned as they are, bit for bit, so that runs on such files do not move."""
+    norm = att.norm(dim=1, keepdim=True)
+    off = ((norm - 1).abs() > 1e-4) & (norm > 0)
+    return torch.where(off, att / norm.clamp_min(1e-12), att)
+
+
 def make_problem(fs: FeatureSet, train_idx, seen, unseen, eval_seen_idx, eval_unseen_idx, normalise: str,
                  device: torch.device) -> Problem:
     x_train, y_train = fs.take(train_idx)
     norm = fit_normaliser(x_train, normalise)
-    att = fs.attributes.float().to(device)
+    att = unit_attributes(fs.attributes.float()).to(device)
 
     def part(idx):
         x, y = fs.take(idx)

@@ -91,3 +91,26 @@ def test_validation_selection_never_reads_test_images(planted, tmp_path, monkeyp
     selection_reads = set().union(*[r for p, r in reads if p == "selection"])
     assert selection_reads and not selection_reads & test
     assert set().union(*[r for p, r in reads if p == "final"]) & test  # the final evaluation does read test
+
+
+
+def test_attributes_are_used_at_unit_norm_whatever_their_scale(planted):
+    """cub_sent's sentence embeddings have norm ~20 where xlsa17's attributes have norm 1: the
+    problem a run trains on holds both at unit norm, while rows already of unit norm reach the
+    nets bit for bit (runs on such files do not move)."""
+    from evaluate.scoring import make_problem, unit_attributes
+
+    att = torch.nn.functional.normalize(torch.rand(6, 12, generator=torch.Generator().manual_seed(0)), dim=1)
+    assert torch.equal(unit_attributes(att), att)
+    scaled = unit_attributes(torch.cat([att[:3] * 20, att[3:]]))
+    assert torch.allclose(scaled, att, atol=1e-6) and torch.equal(scaled[3:], att[3:])
+
+    fs = FeatureSet.load(planted, mmap_features=False)
+    raw = torch.rand(fs.attributes.shape, generator=torch.Generator().manual_seed(1)) * 6.5  # cub_sent-like
+    problems = []
+    for a in (raw, raw * 20):
+        fs.attributes = a
+        problems.append(make_problem(fs, fs.trainval_loc, fs.seen_classes, fs.unseen_classes, fs.test_seen_loc,
+                                     fs.test_unseen_loc, "l2", torch.device("cpu")))
+    one, other = (p.attributes for p in problems)
+    assert torch.allclose(one.norm(dim=1), torch.ones(len(one))) and torch.allclose(one, other, atol=1e-6)

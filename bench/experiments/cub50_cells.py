@@ -9,6 +9,7 @@ selection sees) beside test H, one JSON line per run. The unchanged side is the 
         --set '{"epochs": 20}'                          # bench/results/2026-12-02-cub50-epochs-20.jsonl
 
 ``--set`` is a JSON object of RunConfig fields; ``hp`` and ``clf_hp`` are merged into the cell's own.
+``--features FILE`` runs the same cells on another FeatureSet instead (e.g. sentence_featureset.py's).
 """
 import argparse
 import json
@@ -54,12 +55,15 @@ if __name__ == "__main__":
     ap.add_argument("--set", default="{}", help="JSON object of RunConfig fields set over each cell")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--features", type=Path, default=None, help="another FeatureSet instead of CUB-50")
     args = ap.parse_args()
     changes = json.loads(args.set)
-    cells, _, _ = plan(QualityRequest(budget="cpu", configurations=args.configurations,
-                                      selections=("validation",), demo=False))
+    extra = [str(args.features.resolve())] if args.features else []
+    cells, _, _ = plan(QualityRequest(budget="cpu", configurations=args.configurations, features=extra,
+                                      selections=("validation",), demo=False, staged=not extra))
+    name = args.features.stem if args.features else "cub50_lite0"
     jobs = [(c, changes) for c in cells.cells
-            if c.labels["featureset"] == "cub50_lite0" and c.params["seed"] in args.seeds]
+            if c.labels["featureset"] == name and c.params["seed"] in args.seeds]
     with ProcessPoolExecutor(args.jobs) as pool:
         for r in pool.map(one, jobs):
             print(json.dumps(r), flush=True)
