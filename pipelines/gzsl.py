@@ -93,6 +93,7 @@ def classify(engine: Engine, prob: Problem, rc: Resolved, clf_options: dict | No
 
 
 # ---------------------------------------------------------------- the run
+COLLAPSED_SPREAD = 1e-4  # without validation data: synthetic features this alike count as a collapse
 @dataclass
 class Attempt:
     seed: int
@@ -219,12 +220,16 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
                 s = classify(engine, prob, rc)
                 gamma, res = score(s, prob, 0.0)  # no data to choose γ on: no calibration
             # Without validation data, collapse is judged on the synthetic features alone.
-            collapsed = engine.family.synthesizes and s.synth_std < 1e-4
+            collapsed = engine.family.synthesizes and s.synth_std < COLLAPSED_SPREAD
         attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine, val_history, vprob))
         if not collapsed:
             break
-        log.warning("seed %d: collapsed (validation U %.2f%%, S %.2f%%) or its retraining diverged; re-seeding",
-                    seed, val.get("U", 0.0), val.get("S", 0.0))
+        if val:
+            log.warning("seed %d: collapsed (validation U %.2f%%, S %.2f%%) or its retraining diverged; re-seeding",
+                        seed, val["U"], val["S"])
+        else:  # an oracle or fixed run has no validation scores: it is judged on its synthetic features
+            log.warning("seed %d: collapsed (synthetic features' spread %.2g, below %g); re-seeding",
+                        seed, s.synth_std, COLLAPSED_SPREAD)
     final = attempts[-1]
     record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, rc))
     _save_run(run_dir, record, final, fs)

@@ -113,6 +113,25 @@ def test_a_run_whose_seen_accuracy_vanishes_counts_as_collapsed(tmp_path, monkey
     assert rec["collapsed"] is True and rec["reseeds"] == 1 and rec["seed_used"] == 1000
 
 
+def test_an_oracle_run_without_spread_is_reseeded_and_says_why(tmp_path, monkeypatch, caplog):
+    """Without validation data a run is judged on its synthetic features' spread, and the warning
+    says so rather than quoting a validation U it never had."""
+    import dataclasses
+
+    fs = planted_featureset(n_classes=20, n_unseen=4, n_val=4, n_per_class=8, feature_dim=16, seed=0)
+    fs.save(tmp_path / "p.safetensors")
+    real = gzsl.classify
+    monkeypatch.setattr(gzsl, "classify", lambda *a, **k: dataclasses.replace(real(*a, **k), synth_std=0.0))
+    cfg = RunConfig(features=str(tmp_path / "p.safetensors"), model="cramer", selection="oracle", epochs=1,
+                    max_reseeds=1, hp={"hidden": 32, "steps_per_epoch": 2, "n_synth": 5, "cls_pretrain_epochs": 1},
+                    clf_hp={"epochs": 2, "min_steps": 0, "hidden": 16})
+    with caplog.at_level("WARNING", logger="zsgm"):
+        rec = gzsl.run_gzsl(cfg, store=tmp_path / "runs.jsonl", runs_dir=tmp_path / "runs", progress=False)
+    assert rec["collapsed"] is True and rec["reseeds"] == 1
+    said = [r.getMessage() for r in caplog.records if "re-seeding" in r.getMessage()]
+    assert said and all("spread" in m and "validation" not in m for m in said)
+
+
 def test_selection_evidence_is_kept(tmp_path):
     fs = planted_featureset(n_classes=20, n_unseen=4, n_val=4, n_per_class=8, feature_dim=16, seed=0)
     fs.save(tmp_path / "p.safetensors")
