@@ -94,6 +94,8 @@ def classify(engine: Engine, prob: Problem, rc: Resolved, clf_options: dict | No
 
 # ---------------------------------------------------------------- the run
 COLLAPSED_SPREAD = 1e-4  # without validation data: synthetic features this alike count as a collapse
+
+
 @dataclass
 class Attempt:
     seed: int

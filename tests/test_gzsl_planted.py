@@ -93,7 +93,6 @@ def test_validation_selection_never_reads_test_images(planted, tmp_path, monkeyp
     assert set().union(*[r for p, r in reads if p == "final"]) & test  # the final evaluation does read test
 
 
-
 def test_attributes_are_used_at_unit_norm_whatever_their_scale(planted):
     """cub_sent's sentence embeddings have norm ~20 where xlsa17's attributes have norm 1: the
     problem a run trains on holds both at unit norm, while rows already of unit norm reach the

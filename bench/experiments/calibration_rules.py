@@ -45,25 +45,25 @@ def weighted_h(u: float, s: float, w: float) -> float:
     return 0.0 if u <= 0 or s <= 0 else 1.0 / (w / u + (1 - w) / s)
 
 
-def rules() -> dict:
-    """name -> function(validation curve) -> γ. Ties go to the smaller γ, as in best_gamma."""
-    def argmax(curve, key):
-        best = max(key(c) for c in curve)
-        return min(c[0] for c in curve if key(c) >= best - 1e-9)
+def argmax(curve: list, key=lambda c: c[3]) -> float:
+    """The γ of ``curve`` with the best ``key`` (default H); ties go to the smaller γ, as in best_gamma."""
+    best = max(key(c) for c in curve)
+    return min(c[0] for c in curve if key(c) >= best - 1e-9)
 
+
+def rules() -> dict:
+    """name -> function(validation curve) -> γ."""
     def tolerant(t):  # the largest γ whose validation H is within t points of the best
         return lambda curve: max(c[0] for c in curve if c[3] >= max(x[3] for x in curve) - t)
 
-    out = {"max_h": lambda curve: argmax(curve, lambda c: c[3]),
+    out = {"max_h": argmax,
            "balance": lambda curve: min(curve, key=lambda c: (abs(c[1] - c[2]), -c[3]))[0]}
     for w in (0.6, 0.67, 0.75):
         out[f"weighted_u{w}"] = (lambda w: lambda curve: argmax(curve, lambda c: weighted_h(c[1], c[2], w)))(w)
-    for k in (1.25, 1.5, 2.0):
-        out[f"max_h_x{k}"] = (lambda k: lambda curve: k * argmax(curve, lambda c: c[3]))(k)
+    for k in (0.75, 0.9, 1.25, 1.5, 2.0):
+        out[f"max_h_x{k}"] = (lambda k: lambda curve: k * argmax(curve))(k)
     for t in (1.0, 2.0):
         out[f"within_{t:g}"] = tolerant(t)
-    for k in (0.75, 0.9):
-        out[f"max_h_x{k}"] = (lambda k: lambda curve: k * argmax(curve, lambda c: c[3]))(k)
 
     def smoothed(curve, w=2):  # the argmax of H averaged over 2w+1 neighbouring grid points
         hs = [c[3] for c in curve]
@@ -73,9 +73,9 @@ def rules() -> dict:
     return out
 
 
-def bootstrap_gamma(t: dict, grid: torch.Tensor, n: int = 40, median: bool = False) -> float:
-    """The mean (or median) over ``n`` class-stratified bootstrap resamples of the validation images of the
-    H-best γ: bagging the argmax, whose variance on a few validation classes is what transfer loses."""
+def bootstrap_gammas(t: dict, grid: torch.Tensor, n: int = 40) -> torch.Tensor:
+    """The H-best γ of each of ``n`` class-stratified bootstrap resamples of the validation images: their
+    mean or median bags the argmax, whose variance on a few validation classes transfer may lose."""
     g = torch.Generator().manual_seed(0)
 
     def resample(labels):
@@ -91,10 +91,14 @@ def bootstrap_gamma(t: dict, grid: torch.Tensor, n: int = 40, median: bool = Fal
         sub = {"val_scores_seen": t["val_scores_seen"][i], "val_labels_seen": t["val_labels_seen"][i],
                "val_scores_unseen": t["val_scores_unseen"][j], "val_labels_unseen": t["val_labels_unseen"][j],
                "val_seen_mask": t["val_seen_mask"]}
-        curve = _curve(sub, "val_", grid)
-        best = max(c[3] for c in curve)
-        picks.append(min(c[0] for c in curve if c[3] >= best - 1e-9))
-    return float(torch.tensor(picks).median() if median else torch.tensor(picks).mean())
+        picks.append(argmax(_curve(sub, "val_", grid)))
+    return torch.tensor(picks)
+
+
+def _on_test(t: dict, gamma: float) -> dict:
+    r = gzsl_evaluate(t["scores_seen"], t["labels_seen"], t["scores_unseen"], t["labels_unseen"], t["seen_mask"],
+                      gamma)
+    return {"gamma": gamma, "U": r.U, "S": r.S, "H": r.H}
 
 
 def replay(run_dir: Path) -> dict | None:
@@ -106,17 +110,10 @@ def replay(run_dir: Path) -> dict | None:
         return None
     val_grid = gamma_grid(t["val_scores_seen"], t["val_scores_unseen"], t["val_seen_mask"])
     val_curve = _curve(t, "val_", val_grid)
-    out = {}
-    for name, rule in rules().items():
-        g = rule(val_curve)
-        r = gzsl_evaluate(t["scores_seen"], t["labels_seen"], t["scores_unseen"], t["labels_unseen"],
-                          t["seen_mask"], g)
-        out[name] = {"gamma": g, "U": r.U, "S": r.S, "H": r.H}
-    for name, median in (("bootstrap_mean", False), ("bootstrap_median", True)):
-        g = bootstrap_gamma(t, val_grid, median=median)
-        r = gzsl_evaluate(t["scores_seen"], t["labels_seen"], t["scores_unseen"], t["labels_unseen"],
-                          t["seen_mask"], g)
-        out[name] = {"gamma": g, "U": r.U, "S": r.S, "H": r.H}
+    out = {name: _on_test(t, rule(val_curve)) for name, rule in rules().items()}
+    picks = bootstrap_gammas(t, val_grid)  # one set of resamples serves both summaries
+    out["bootstrap_mean"] = _on_test(t, float(picks.mean()))
+    out["bootstrap_median"] = _on_test(t, float(picks.median()))
     test_grid = gamma_grid(t["scores_seen"], t["scores_unseen"], t["seen_mask"])
     best = max(_curve(t, "", test_grid), key=lambda c: c[3])
     out["γ on test"] = {"gamma": best[0], "U": best[1], "S": best[2], "H": best[3]}
