@@ -46,6 +46,7 @@ class GeneratorConfig:
     cls_weight: float               # the f-CLSWGAN classification regulariser (0: off)
     cls_pretrain_epochs: int
     center_weight: float            # class-centre regulariser: generated class means to the real ones (0: off)
+    prior_lambda: float | None      # the generator learns a residual around a ridge map of this penalty (None: off)
     # attribute noise and synthesis
     noise: AttributeNoise
     n_synth: int                    # synthetic features per unseen class

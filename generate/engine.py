@@ -25,6 +25,7 @@ from extract.logs import log
 from extract.rng import rng_state, set_rng_state
 from extract.training import adam, capture_cuda_graph, cuda_graphs_wanted, on_side_stream
 from generate.config import GeneratorConfig
+from generate.nets import ridge_map
 from generate.registry import get
 from generate.seen_classifier import train_seen_classifier
 
@@ -157,9 +158,13 @@ class Engine:
 
     def prepare_regulariser(self, data: TrainData) -> None:
         """f-CLSWGAN: a softmax classifier pre-trained on the real training classes, frozen,
-        whose cross-entropy on generated features is added to the generator loss; and the real
-        class means the centre regulariser pulls towards. ``fit`` calls it; a caller that drives
-        ``train_epoch`` itself (a benchmark) calls it first. Once only."""
+        whose cross-entropy on generated features is added to the generator loss; the real
+        class means the centre regulariser pulls towards; and the generator's ridge prior.
+        ``fit`` calls it; a caller that drives ``train_epoch`` itself (a benchmark) calls it
+        first. Once only (the prior is a function of the data: a resumed run refits the same)."""
+        generator = self.family.generator
+        if generator.prior is not None:
+            generator.prior.copy_(ridge_map(data.features, data.attributes[data.labels], self.config.prior_lambda))
         if self.config.center_weight > 0 and self.class_means is None:
             self.class_means, _ = _class_means(data.features, data.labels, data.attributes.shape[0])
         if self.config.cls_weight <= 0 or self.seen_clf is not None:

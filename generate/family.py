@@ -46,7 +46,8 @@ class Family(nn.Module):
         super().__init__()
         self.feature_dim, self.att_dim, self.config, self.params = feature_dim, att_dim, config, config.family
         self.latent_dim = config.latent_dim or att_dim
-        self.generator = ConditionalGenerator(self.latent_dim, att_dim, feature_dim, config.hidden, config.slope)
+        self.generator = ConditionalGenerator(self.latent_dim, att_dim, feature_dim, config.hidden, config.slope,
+                                              prior=config.prior_lambda is not None and not self.closed_form)
         if self.adversarial:
             self.critic = self.build_critic(config.hidden)
 

@@ -26,17 +26,44 @@ def mlp(sizes: list[int], slope: float = 0.2, out: nn.Module | None = None) -> n
     return net
 
 
+def with_bias(att: torch.Tensor) -> torch.Tensor:
+    """Attributes with a constant 1 appended: the input of a linear map with a bias."""
+    return torch.cat([att, torch.ones(att.shape[0], 1, device=att.device, dtype=att.dtype)], 1)
+
+
+def ridge_map(features: torch.Tensor, att: torch.Tensor, lam: float) -> torch.Tensor:
+    """The closed-form ridge regression [A + 1, D] from class attributes (rows of ``att``, one per
+    feature row) to class-mean features: one equation per class, the bias not shrunk."""
+    uniq, inv = torch.unique(att, dim=0, return_inverse=True)
+    means = torch.zeros(len(uniq), features.shape[1], device=features.device).index_add_(0, inv, features)
+    means /= torch.bincount(inv, minlength=len(uniq)).unsqueeze(1).float()
+    a = with_bias(uniq)
+    eye = torch.eye(a.shape[1], device=a.device)
+    eye[-1, -1] = 0
+    return torch.linalg.solve(a.T @ a + lam * eye, a.T @ means)
+
+
 class ConditionalGenerator(nn.Module):
-    """G(z, a): latent noise and class semantics → a feature (ReLU output: features are non-negative)."""
+    """G(z, a): latent noise and class semantics → a feature (ReLU output: features are non-negative).
+
+    With ``prior`` the network learns a residual around a linear map of the attributes (the
+    ``prior`` buffer, which the engine fits in closed form before training): G(z, a) =
+    ReLU(W·[a, 1] + net(z, a)). With few training classes that map places a new class's mean
+    better than an MLP learns to; the network adds the spread and what is not linear."""
 
     def __init__(self, latent_dim: int, att_dim: int, feature_dim: int, hidden: int, slope: float = 0.2,
-                 relu_out: bool = True):
+                 relu_out: bool = True, prior: bool = False):
         super().__init__()
         self.latent_dim = latent_dim
-        self.net = mlp([latent_dim + att_dim, hidden, feature_dim], slope, nn.ReLU() if relu_out else None)
+        self.net = mlp([latent_dim + att_dim, hidden, feature_dim], slope)
+        self.out = nn.ReLU() if relu_out else nn.Identity()
+        self.register_buffer("prior", torch.zeros(att_dim + 1, feature_dim) if prior else None)
 
     def forward(self, z: torch.Tensor, att: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([z, att], dim=1))
+        h = self.net(torch.cat([z, att], dim=1))
+        if self.prior is not None:
+            h = h + with_bias(att) @ self.prior.to(h.dtype)
+        return self.out(h)
 
 
 class ConditionalCritic(nn.Module):

@@ -224,6 +224,7 @@ class Resolved:
                 f"hidden {g.hidden}, lr {g.lr}, {g.n_synth} synthetic features per class; "
                 + "".join(f"{name} weight {w}; " for name, w in (("classification", g.cls_weight),
                                                                   ("class-centre", g.center_weight)) if w > 0)
+                + (f"ridge prior (lambda {g.prior_lambda}); " if g.prior_lambda is not None else "")
                 + f"attribute noise {self.run.noise} (train {g.noise.train}, unseen {g.noise.unseen}); "
                 f"{c.name} classifier: {opts}"
                 + "".join(f"; {k} chosen on validation among {v}" for k, v in c.search.items()))

@@ -125,7 +125,7 @@ HP: dict[str, Param] = {
     "lr": POSITIVE, "lr_critic": Float(0, lo_open=True, nullable=True),
     "beta1": Float(0, 1, hi_open=True), "beta2": Float(0, 1, hi_open=True),
     "critic_iters": Int(1), "gp_weight": NONNEG, "cls_weight": NONNEG, "cls_pretrain_epochs": Int(1),
-    "center_weight": NONNEG,
+    "center_weight": NONNEG, "prior_lambda": Float(0, nullable=True),
     "weight_reg": Float(0, nullable=True),
     # attribute noise and synthesis
     "noise_train": NONNEG, "noise_relative": BOOL, "noise_unseen": NONNEG,

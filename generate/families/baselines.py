@@ -17,6 +17,7 @@ import torch
 
 from generate.config import GeneratorConfig
 from generate.family import Family
+from generate.nets import ridge_map, with_bias
 from generate.registry import register
 
 
@@ -43,20 +44,12 @@ class Ridge(ClosedForm):
         ridge_spread: float  # synthetic spread, in units of the training residuals' std
 
     def fit_closed_form(self, features: torch.Tensor, att: torch.Tensor) -> None:
-        # One row per class: its attributes and its mean feature.
-        uniq, inv = torch.unique(att, dim=0, return_inverse=True)
-        means = torch.zeros(len(uniq), features.shape[1], device=features.device).index_add_(0, inv, features)
-        means /= torch.bincount(inv, minlength=len(uniq)).unsqueeze(1).float()
-        a = torch.cat([uniq, torch.ones(len(uniq), 1, device=uniq.device)], 1)
-        lam = self.params.ridge_lambda
-        eye = torch.eye(a.shape[1], device=a.device)
-        eye[-1, -1] = 0  # the bias is not shrunk
-        self.weight.copy_(torch.linalg.solve(a.T @ a + lam * eye, a.T @ means))
+        self.weight.copy_(ridge_map(features, att, self.params.ridge_lambda))
         resid = features - self._mean(att)
         self.spread.copy_(resid.std(0) * self.params.ridge_spread)
 
     def _mean(self, att: torch.Tensor) -> torch.Tensor:
-        return torch.cat([att, torch.ones(att.shape[0], 1, device=att.device)], 1) @ self.weight
+        return with_bias(att) @ self.weight
 
     def sample(self, att, gen=None):
         eps = torch.randn(att.shape[0], self.feature_dim, device=att.device, generator=gen)
