@@ -12,15 +12,13 @@ def init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-def mlp(sizes: list[int], slope: float = 0.2, out: nn.Module | None = None) -> nn.Sequential:
-    """Linear layers with LeakyReLU between them and an optional output activation."""
+def mlp(sizes: list[int], slope: float = 0.2) -> nn.Sequential:
+    """Linear layers with LeakyReLU between them."""
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
         layers.append(nn.Linear(a, b))
         if i < len(sizes) - 2:
             layers.append(nn.LeakyReLU(slope))
-    if out is not None:
-        layers.append(out)
     net = nn.Sequential(*layers)
     net.apply(init_weights)
     return net
@@ -48,8 +46,8 @@ class ConditionalGenerator(nn.Module):
 
     With ``prior`` the network learns a residual around a linear map of the attributes (the
     ``prior`` buffer, which the engine fits in closed form before training): G(z, a) =
-    ReLU(W·[a, 1] + net(z, a)). With few training classes that map places a new class's mean
-    better than an MLP learns to; the network adds the spread and what is not linear."""
+    ReLU(W·[a, 1] + net(z, a)). Meant for few training classes, where ridge's closed-form class
+    means beat what the generators learn; the network adds the spread and what is not linear."""
 
     def __init__(self, latent_dim: int, att_dim: int, feature_dim: int, hidden: int, slope: float = 0.2,
                  relu_out: bool = True, prior: bool = False):
