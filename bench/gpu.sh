@@ -70,11 +70,11 @@ full)
         --out "$OUT" --tag cuda-extraction ;;
 more)
     # the prototype classifier's fit on a CUB-sized problem: graphs (auto) against eager, batch 1024 and 256
-    step 140 classifier $PY bench/experiments/prototype_batch.py --device cuda 1024,5e-4,0 1024,5e-4,0 \
+    step 140 classifier $PY lab/experiments/prototype_batch.py --device cuda 1024,5e-4,0 1024,5e-4,0 \
         1024,5e-4,0,off 256,5e-4,0 256,5e-4,0,off
     cp /tmp/zsgm-classifier.log "$OUT/cuda-classifier-graphs.log"
     # nvJPEG + the batched transform against PIL + timm's, on the staged CUB photos
-    step 40 pixels $PY bench/experiments/gpu_transform_vs_pil.py --device cuda --images 256
+    step 40 pixels $PY lab/experiments/gpu_transform_vs_pil.py --device cuda --images 256
     cp /tmp/zsgm-pixels.log "$OUT/cuda-transform-vs-pil.log"
     step 170 ttr $PY -m pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
         --sections ttr --out "$OUT" --tag cuda-cramer-prototype-ttr

@@ -1,6 +1,8 @@
 """Plots (matplotlib, the ``plots`` extra): pure functions of tables, curves and histories → PNG.
 
 * :func:`h_bars` — H per row of a comparison table, one bar group per dataset, ± std error bars.
+* :func:`pretrained_vs_scratch` — H of each backbone, ImageNet weights against from scratch, one panel
+  per dataset, one bar per GZSL configuration (the last row field).
 * :func:`seen_unseen` — the seen–unseen curve swept by calibrated stacking, AUSUC in the legend.
 * :func:`training_curves` — a run's losses and validation U / S / H per epoch (``history.json``).
 """
@@ -10,11 +12,11 @@ import logging
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from evaluate.ausuc import SeenUnseenCurve
-from evaluate.selection import loss_keys
-from evaluate.tables import Table, row_label
-from extract.errors import ZsgmError
-from extract.files import atomic_path
+from zsgm.evaluate.ausuc import SeenUnseenCurve
+from zsgm.evaluate.selection import loss_keys
+from zsgm.evaluate.tables import Table, row_label
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_path
 
 log = logging.getLogger("zsgm.plots")
 
@@ -65,6 +67,47 @@ def h_bars(table: Table, path: str | Path, metric: str = "H") -> Path:
     if len(groups) > 1:
         ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
+    return _save(fig, Path(path))
+
+
+def pretrained_vs_scratch(table: Table, path: str | Path, metric: str = "H") -> Path:
+    """One panel per column group (dataset); x = the table's rows without their last field (backbone,
+    weights), one bar per value of that last field (the GZSL configuration); scratch bars hatched."""
+    import numpy as np
+
+    plt = _pyplot()
+    spec = table.spec
+    at = spec.rows.index("pretrained")
+    backbones = list(dict.fromkeys(rk[:-2] for rk in table.row_keys))
+    configs = list(dict.fromkeys(rk[-2] for rk in table.row_keys))
+    groups = table.col_keys
+    fig, axes = plt.subplots(1, len(groups), figsize=(max(4.0, 0.5 * len(backbones) * len(configs) + 1.5) * len(groups),
+                                                     4.2), sharey=True, squeeze=False)
+    width = 0.8 / max(1, len(configs))
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, ck in zip(axes[0], groups):
+        x = np.arange(len(backbones))
+        for j, conf in enumerate(configs):
+            for i, bb in enumerate(backbones):
+                rk = next((r for r in table.row_keys if r[:-2] == bb and r[-2] == conf), None)
+                s = table.cells.get((rk, ck, metric)) if rk else None
+                if s is None or s.mean is None:
+                    continue
+                scratch = str(bb[at]) == "scratch"
+                ax.bar(x[i] + (j - (len(configs) - 1) / 2) * width, s.mean, width, yerr=s.std or 0.0, capsize=2,
+                       color=colours[j % len(colours)], hatch="//" if scratch else None, edgecolor="white",
+                       label=str(spec.names.get(str(conf), conf)))
+        ax.set_xticks(x, ["\n".join(str(spec.names.get(str(v), v)) for v in bb) for bb in backbones], fontsize=8)
+        ax.set_title(" ".join(str(spec.names.get(str(v), v)) for v in ck), fontsize=10)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric} (%) — mean ± std over seeds; hatched: from scratch")
+    uniq = {}
+    for ax in axes[0]:
+        handles, labels = ax.get_legend_handles_labels()
+        uniq.update({lab: h for h, lab in zip(handles, labels) if lab not in uniq})
+    fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=len(uniq), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(spec.title or spec.name, fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return _save(fig, Path(path))
 
 
@@ -153,7 +196,7 @@ def curve_from_run(run_dir: str | Path) -> SeenUnseenCurve | None:
     import torch
     from safetensors.torch import load_file
 
-    from evaluate.ausuc import seen_unseen_curve
+    from zsgm.evaluate.ausuc import seen_unseen_curve
 
     path = Path(run_dir) / "scores.safetensors"
     if not path.is_file():

@@ -15,8 +15,8 @@ from typing import Iterable
 
 from filelock import FileLock
 
-from extract.errors import ZsgmError
-from extract.project import PROJECT_ROOT
+from zsgm.core.errors import ZsgmError
+from zsgm.core.project import PROJECT_ROOT
 
 # The fields every record carries (ARCHITECTURE.md, "Records").
 FIELDS = ("id", "dataset", "backbone", "pretrained", "model", "classifier", "tricks", "seed", "selection",
@@ -222,7 +222,7 @@ def markdown_frame(frame, floatfmt: str = ".1f") -> str:
 def export_records(records: Iterable[dict], path: str | Path, fmt: str | None = None,
                    columns: Iterable[str] | None = None) -> Path:
     """Write the records to ``path`` atomically as md, csv, parquet or jsonl (format from the suffix)."""
-    from extract.files import atomic_path, atomic_write_text
+    from zsgm.core.files import atomic_path, atomic_write_text
 
     path = Path(path)
     fmt = (fmt or path.suffix.lstrip(".")).lower()

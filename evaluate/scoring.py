@@ -12,9 +12,9 @@ from typing import Callable
 
 import torch
 
-from evaluate.classifiers import build as build_classifier
-from evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate
-from extract.featureset import FeatureSet, fit_normaliser
+from zsgm.evaluate.classifiers import build as build_classifier
+from zsgm.evaluate.metrics import GZSLResult, best_gamma, gzsl_evaluate
+from zsgm.extract.featureset import FeatureSet, fit_normaliser
 
 # (attributes [K, A] of the classes to synthesise, n per class) -> features [K * n, D], class-major
 Synthesize = Callable[[torch.Tensor, int], torch.Tensor]

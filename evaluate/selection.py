@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from extract.featureset import FeatureSet
+from zsgm.extract.featureset import FeatureSet
 
 
 @dataclass

@@ -15,12 +15,13 @@ import statistics
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
-from evaluate.records import FINISHED, status_of
+from zsgm.evaluate.records import FINISHED, status_of
 
 BEST, SECOND = "🔴", "🔵"
 COLLAPSED = "‡"
 METRICS = ("U", "S", "H", "zsl")
 METRIC_NAMES = {"U": "U", "S": "S", "H": "H", "zsl": "ZSL"}
+GAIN = "gain"  # the metric key of a table's "what generation adds" column (TableSpec.gain)
 FIELD_NAMES = {"model": "Model", "classifier": "Classifier", "dataset": "Dataset", "backbone": "Backbone",
                "pretrained": "Weights", "tricks": "Tricks", "variant": "Variant", "selection": "Selection",
                "noise": "Noise"}
@@ -44,12 +45,15 @@ class TableSpec:
     where: dict[str, tuple] = field(default_factory=dict)   # keep only records whose field is one of these
     baselines: tuple[str, ...] = ()                         # row values (first row field) shown but unmarked
     sources: dict[str, str] = field(default_factory=dict)   # row value -> its source (a "Source" column)
+    # {field: a row field, baseline: one of its values}: a column per group, "what generation adds",
+    # each row's H minus the H of the baseline's row that agrees on every other row field (paired by seed)
+    gain: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_dict(cls, d: dict, source: str = "table") -> "TableSpec":
-        from extract.errors import ZsgmError
+        from zsgm.core.errors import ZsgmError
 
-        known = {"name", "title", "rows", "columns", "metrics", "names", "note", "where", "baselines", "sources"}
+        known = {"name", "title", "rows", "columns", "metrics", "names", "note", "where", "baselines", "sources", "gain"}
         unknown = sorted(set(d) - known)
         if unknown:
             raise ZsgmError(f"{source}: unknown key(s) {unknown} in a table; known: {', '.join(sorted(known))}")
@@ -67,6 +71,12 @@ class TableSpec:
             if not isinstance(d.get(key) or {}, dict):
                 raise ZsgmError(f"{source}: table {d['name']}: '{key}' must map values to text")
         tup["sources"] = {str(k): str(v) for k, v in (d.get("sources") or {}).items()}
+        gain = d.get("gain") or {}
+        if gain and (not isinstance(gain, dict) or set(gain) != {"field", "baseline"}
+                     or gain["field"] not in d.get("rows", cls.rows)):
+            raise ZsgmError(f"{source}: table {d['name']}: 'gain' must be {{field: <one of its rows>, baseline: "
+                            f"<a value of it>}}, got {gain!r}")
+        tup["gain"] = {k: str(v) for k, v in gain.items()}
         return cls(**{**d, **tup})
 
     def keeps(self, record: dict) -> bool:
@@ -108,7 +118,11 @@ class Table:
     weights: dict[str, str] = field(default_factory=dict)   # pretrained weights (timm name.tag) -> note
 
     def columns(self) -> list[tuple[tuple, str]]:
-        return [(c, m) for c in self.col_keys for m in self.spec.metrics]
+        metrics = [*self.spec.metrics, *([GAIN] if self.spec.gain else [])]
+        return [(c, m) for c in self.col_keys for m in metrics]
+
+    def metric_name(self, m: str) -> str:
+        return f"H − {_show(self.spec, self.spec.gain['baseline'])}" if m == GAIN else METRIC_NAMES.get(m, m)
 
 
 def _value(record: dict, key: str):
@@ -159,12 +173,25 @@ def build_table(spec: TableSpec, records: Iterable[dict], missing: Iterable[dict
         for m in spec.metrics:
             stat = cells.setdefault((_row_key(spec, r), _col_key(spec, r), m), Stat())
             stat.missing = stat.missing or str(r.get("missing") or "inputs")
+    if spec.gain:
+        _gains(spec, records, cells)
     weights = {str(r["weights"]): str(r.get("weights_note") or "") for r in records
                if r.get("weights") and "." in str(r["weights"])}  # a timm name.tag (not 'scratch' / 'random')
     table = Table(spec, list(row_keys), list(col_keys), cells, {}, "", dict(sorted(weights.items())))
     table.marks = _marks(table)
     table.caption = _caption(table)
     return table
+
+
+def _gains(spec: TableSpec, records: list[dict], cells: dict[tuple, Stat]) -> None:
+    """Each row's H minus its baseline row's H (same other row fields, same column, same seed)."""
+    at = spec.rows.index(spec.gain["field"])
+    h = {(_row_key(spec, r), _col_key(spec, r), r.get("seed")): float(r["H"]) for r in records
+         if status_of(r) in FINISHED and isinstance(r.get("H"), (int, float)) and not math.isnan(r["H"])}
+    for (rk, ck, seed), value in h.items():
+        base = rk[:at] + (spec.gain["baseline"],) + rk[at + 1:]
+        if rk[at] != spec.gain["baseline"] and (base, ck, seed) in h:
+            cells.setdefault((rk, ck, GAIN), Stat()).values.append(value - h[(base, ck, seed)])
 
 
 def _marks(table: Table) -> dict[tuple, str]:
@@ -204,6 +231,10 @@ def _caption(table: Table) -> str:
                  f"{BEST} best, {SECOND} second per column"
                  + (" among non-oracle rows" if "oracle" in selections and len(selections) > 1 else "")
                  + (" (baselines unmarked)" if any(is_baseline(spec, rk) for rk in table.row_keys) else ""))
+    if spec.gain:
+        others = [FIELD_NAMES.get(k, k).lower() for k in (*spec.rows, *spec.columns) if k != spec.gain["field"]]
+        parts.append(f"{table.metric_name(GAIN)}: what generation adds, each row's H minus the H of the "
+                     f"{_show(spec, spec.gain['baseline'])} row of the same {', '.join(others)}, paired by seed")
     if any(s.collapsed for s in table.cells.values()):
         parts.append(f"{COLLAPSED}k: k seeds stayed collapsed (validation unseen accuracy ≈ 0) after the bounded "
                      f"re-seeding; they are included in the mean")
@@ -242,7 +273,7 @@ def _row_fields(spec: TableSpec) -> list[str]:
     return head + (["Source"] if spec.sources else [])
 
 
-def format_stat(stat: Stat | None, mark: str = "", digits: int = 1) -> str:
+def format_stat(stat: Stat | None, mark: str = "", digits: int = 1, signed: bool = False) -> str:
     """``54.3 ± 1.2 (n=3) 🔴``; one seed shows ``± –`` since its spread is unknown."""
     if stat is None:
         return "–"
@@ -251,7 +282,7 @@ def format_stat(stat: Stat | None, mark: str = "", digits: int = 1) -> str:
             return f"n/a (missing {stat.missing})"
         return f"failed (×{stat.failed})" if stat.failed else "–"
     std = f"{stat.std:.{digits}f}" if stat.std is not None else "–"
-    text = f"{stat.mean:.{digits}f} ± {std} (n={stat.n})"
+    text = f"{stat.mean:{'+' if signed else ''}.{digits}f} ± {std} (n={stat.n})"
     if stat.collapsed:
         text += f" {COLLAPSED}{stat.collapsed}"
     if stat.failed:
@@ -265,7 +296,7 @@ def _header(table: Table) -> list[str]:
     many_groups = len(table.col_keys) > 1 or not spec.columns
     for ck, m in table.columns():
         group = " ".join(_show(spec, v) for v in ck)
-        name = METRIC_NAMES.get(m, m)
+        name = table.metric_name(m)
         head.append(f"{group} {name}" if many_groups and group else name)
     return head
 
@@ -277,7 +308,7 @@ def to_markdown(table: Table) -> str:
              "|" + "|".join([":---"] * len(_row_fields(table.spec))
                             + ["---:"] * (len(head) - len(_row_fields(table.spec)))) + "|"]
     for rk in table.row_keys:
-        cells = [format_stat(table.cells.get((rk, ck, m)), table.marks.get((rk, ck, m), ""))
+        cells = [format_stat(table.cells.get((rk, ck, m)), table.marks.get((rk, ck, m), ""), signed=m == GAIN)
                  for ck, m in table.columns()]
         lines.append("| " + " | ".join(row_label(table, rk) + cells) + " |")
     lines += ["", f"*{table.caption}*", ""]
@@ -322,7 +353,7 @@ def _tex_symbols(text: str) -> str:
 def to_latex(table: Table) -> str:
     """booktabs table; best in bold, second underlined (colour emoji do not typeset)."""
     spec = table.spec
-    n_rows, n_metrics = len(_row_fields(spec)), len(spec.metrics)
+    n_rows, n_metrics = len(_row_fields(spec)), len(spec.metrics) + bool(spec.gain)
     lines = [r"\begin{table}[t]", r"\centering", r"\small",
              r"\begin{tabular}{" + "l" * n_rows + "r" * len(table.columns()) + "}", r"\toprule"]
     if spec.columns:
@@ -333,13 +364,13 @@ def to_latex(table: Table) -> str:
                  for i in range(len(table.col_keys))]
         lines.append(" ".join(rules))
     lines.append(" & ".join([_tex(h) for h in _row_fields(spec)]
-                            + [METRIC_NAMES.get(m, m) for _, m in table.columns()]) + r" \\")
+                            + [_tex(table.metric_name(m)) for _, m in table.columns()]) + r" \\")
     lines.append(r"\midrule")
     for rk in table.row_keys:
         cells = []
         for ck, m in table.columns():
             s = table.cells.get((rk, ck, m))
-            text = _tex_symbols(_tex(format_stat(s)))
+            text = _tex_symbols(_tex(format_stat(s, signed=m == GAIN)))
             mark = table.marks.get((rk, ck, m))
             cells.append(r"\textbf{%s}" % text if mark == BEST else r"\underline{%s}" % text if mark == SECOND
                          else text)

@@ -1,8 +1,3 @@
-"""Ground floor of zsgm: datasets, the FeatureSet cache, backbones and extraction.
-
-Also home of the small shared helpers that every stage may import, one module per job:
-``errors`` (ZsgmError), ``files`` (atomic writes, hashes), ``project`` (project and data roots,
-versions), ``device``, ``rng`` (seeding, RNG state), ``logs``, ``registry`` and ``training``
-(Adam, CUDA graphs, the minibatch trainer). See ARCHITECTURE.md.
-"""
-__version__ = "0.1.0"
+"""Extraction and datasets: dataset specs, the xlsa17 reader, raw-image layouts, backbones over timm,
+weight resolution, from-scratch training on the seen classes, batched extraction and the FeatureSet
+cache. The helpers every room shares live in ``zsgm.core`` (ARCHITECTURE.md)."""

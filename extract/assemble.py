@@ -11,8 +11,8 @@ import json
 import numpy as np
 import torch
 
-from extract.featureset import FeatureSet
-from extract.layouts.base import RawDataset
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.layouts.base import RawDataset
 
 LOCS = ("trainval_loc", "test_seen_loc", "test_unseen_loc", "train_loc", "val_loc")
 

@@ -15,7 +15,7 @@ import timm
 import torch
 from timm.data import create_transform, resolve_data_config
 
-from extract.errors import ZsgmError
+from zsgm.core.errors import ZsgmError
 
 # Models are always built with random weights here; checkpoints are found (or downloaded, unless
 # offline) by extract.weights, which alone talks to a hub.
@@ -80,7 +80,7 @@ def check_name(name: str) -> str:
     """The timm architecture of ``name``, or a ZsgmError listing close names."""
     arch, _ = split_name(name)
     if not timm.is_model(arch):
-        from extract.errors import unknown_name_error
+        from zsgm.core.errors import unknown_name_error
 
         raise unknown_name_error("backbone (timm model)", arch, timm.list_models(f"*{arch[:4]}*") or SEED_BACKBONES)
     return arch

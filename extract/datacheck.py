@@ -11,10 +11,10 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from extract.errors import ZsgmError
-from extract.logs import log
-from extract.project import PROJECT_ROOT
-from extract.specs import DATASETS, get_spec
+from zsgm.core.errors import ZsgmError
+from zsgm.core.logs import log
+from zsgm.core.project import PROJECT_ROOT
+from zsgm.extract.specs import DATASETS, get_spec
 
 SPLITS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
 
@@ -81,8 +81,8 @@ def _features(name: str) -> list[str]:
 
 
 def check(name: str, root: str | Path | None = None) -> DatasetCheck:
-    from extract.layouts import open_root
-    from extract.xlsa17 import class_list_dir, read_split_file
+    from zsgm.extract.layouts import open_root
+    from zsgm.extract.xlsa17 import class_list_dir, read_split_file
 
     spec = get_spec(name)
     folder = spec.folder_path(root)

@@ -23,13 +23,13 @@ from safetensors.torch import load_file, save_file
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from extract import gpu_decode
-from extract.backbones import pooled_features
-from extract.errors import ZsgmError
-from extract.files import atomic_path, atomic_write_json
-from extract.logs import log
-from extract.images import ImageList
-from extract.layouts.base import Record
+from zsgm.extract import gpu_decode
+from zsgm.extract.backbones import pooled_features
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_path, atomic_write_json
+from zsgm.core.logs import log
+from zsgm.extract.images import ImageList
+from zsgm.extract.layouts.base import Record
 
 BAD_IMAGE_POLICIES = ("fail", "skip")
 

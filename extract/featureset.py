@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from extract.errors import ZsgmError
-from extract.files import atomic_path
-from extract.logs import log
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_path
+from zsgm.core.logs import log
 
 REQUIRED = ("features", "labels", "attributes", "trainval_loc", "test_seen_loc", "test_unseen_loc")
 OPTIONAL = ("train_loc", "val_loc", "original_att", "val_classes")
@@ -186,7 +186,7 @@ class FeatureSet:
             raise ZsgmError(f"FeatureSet {path} does not exist; build it with `zsgm extract` "
                             f"or pass an existing file to --features")
         if path.suffix.lower() == ".mat":  # an xlsa17 res101.mat, its split file beside it
-            from extract.xlsa17 import load_mat
+            from zsgm.extract.xlsa17 import load_mat
 
             return load_mat(path)
         try:

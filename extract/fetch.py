@@ -31,11 +31,11 @@ import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from extract.errors import ZsgmError
-from extract.files import atomic_write_json, sha256_file
-from extract.logs import log
-from extract.project import data_root
-from extract.specs import get_spec
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_write_json, sha256_file
+from zsgm.core.logs import log
+from zsgm.core.project import data_root
+from zsgm.extract.specs import get_spec
 
 STATE_FILE = ".zsgm-fetch.json"
 DOWNLOADS = ".downloads"

@@ -33,10 +33,10 @@ from torch.utils.data import Dataset
 from torchvision.io import ImageReadMode, decode_jpeg
 from torchvision.transforms import InterpolationMode
 
-from extract import images
-from extract.errors import ZsgmError
-from extract.logs import log
-from extract.layouts.base import Record
+from zsgm.extract import images
+from zsgm.core.errors import ZsgmError
+from zsgm.core.logs import log
+from zsgm.extract.layouts.base import Record
 
 DECODERS = ("auto", "pil", "gpu")
 JPEG_START, JPEG_END = b"\xff\xd8", b"\xff\xd9"

@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from extract.layouts.base import Record
+from zsgm.extract.layouts.base import Record
 
 # Tests replace this to watch which files a stage opens (see tests/test_extract_scratch.py).
 OPEN_HOOK: Callable[[Record], None] | None = None

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import torch
 
-from extract import assemble, backbones, extractor, gpu_decode
-from extract import scratch as training
-from extract import weights as wts
-from extract.device import pick_device
-from extract.errors import ZsgmError
-from extract.files import sha256_file, stable_hash
-from extract.logs import log
-from extract.project import PROJECT_ROOT, versions
-from extract.featureset import FeatureSet
-from extract.layouts import open_root
+from zsgm.extract import assemble, backbones, extractor, gpu_decode
+from zsgm.extract import scratch as training
+from zsgm.extract import weights as wts
+from zsgm.core.device import pick_device
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import sha256_file, stable_hash
+from zsgm.core.logs import log
+from zsgm.core.project import PROJECT_ROOT, versions
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.layouts import open_root
 
 DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
@@ -172,7 +172,7 @@ def run(req: ExtractRequest) -> Path:
 def _same_images(raw, req: ExtractRequest, prov: dict, arch: str, out: Path) -> Path | None:
     """A FeatureSet of another dataset of the same folder (``cub`` ↔ ``cub_sent``) extracted from the same
     images, backbone, weights and transform: its provenance key is this one's with the other dataset name."""
-    from extract.specs import DATASETS
+    from zsgm.extract.specs import DATASETS
 
     for other in (s.name for s in DATASETS.values() if s.folder == raw.spec.folder and s.name != raw.spec.name):
         want = stable_hash({**prov, "dataset": other}, 16)

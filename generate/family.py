@@ -17,8 +17,8 @@ from typing import Callable
 import torch
 from torch import nn
 
-from generate.config import GeneratorConfig
-from generate.nets import ConditionalCritic, ConditionalGenerator
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.nets import ConditionalCritic, ConditionalGenerator
 
 Logs = dict[str, "torch.Tensor | float"]  # detached tensors: a float() per step syncs the GPU
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from extract.registry import Entry, Registry
+from zsgm.core.registry import Entry, Registry
 
 MODELS = Registry("generative model")
 register = MODELS.register
@@ -15,10 +15,10 @@ def get(name: str) -> Entry:
 
 
 def _load_families() -> None:
-    from generate import families
+    from zsgm.generate import families
 
     for mod in pkgutil.iter_modules(families.__path__):
-        importlib.import_module(f"generate.families.{mod.name}")
+        importlib.import_module(f"zsgm.generate.families.{mod.name}")
 
 
 _load_families()

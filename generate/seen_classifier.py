@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from extract.training import adam, train_minibatch
+from zsgm.core.training import adam, train_minibatch
 
 
 def train_seen_classifier(features: torch.Tensor, labels: torch.Tensor, n_classes: int, epochs: int = 20,

@@ -14,20 +14,20 @@ import importlib
 import sys
 
 VERBS = {
-    "gzsl": "pipelines.verbs.gzsl",
-    "extract": "pipelines.verbs.extract",
-    "tables": "pipelines.verbs.tables",
-    "bench": "pipelines.verbs.bench",
-    "datasets": "pipelines.verbs.listing",
-    "models": "pipelines.verbs.listing",
-    "classifiers": "pipelines.verbs.listing",
-    "backbones": "pipelines.verbs.backbones",
-    "weights": "pipelines.verbs.weights",
-    "data": "pipelines.verbs.data",
-    "results": "pipelines.verbs.results",
-    "rerun": "pipelines.verbs.rerun",
-    "quality": "pipelines.verbs.quality",
-    "export": "pipelines.verbs.export",
+    "gzsl": "zsgm.pipelines.verbs.gzsl",
+    "extract": "zsgm.pipelines.verbs.extract",
+    "tables": "zsgm.pipelines.verbs.tables",
+    "bench": "zsgm.bench.verb",
+    "datasets": "zsgm.pipelines.verbs.listing",
+    "models": "zsgm.pipelines.verbs.listing",
+    "classifiers": "zsgm.pipelines.verbs.listing",
+    "backbones": "zsgm.pipelines.verbs.backbones",
+    "weights": "zsgm.pipelines.verbs.weights",
+    "data": "zsgm.pipelines.verbs.data",
+    "results": "zsgm.pipelines.verbs.results",
+    "rerun": "zsgm.pipelines.verbs.rerun",
+    "quality": "zsgm.pipelines.verbs.quality",
+    "export": "zsgm.pipelines.verbs.export",
 }
 
 
@@ -44,7 +44,7 @@ def build_parser(verbs: list[str] | None = None) -> argparse.ArgumentParser:
         try:
             mod = _verb_module(verb)
         except ModuleNotFoundError as exc:
-            if exc.name and exc.name.startswith("pipelines.verbs"):
+            if exc.name and exc.name.startswith("zsgm.pipelines.verbs"):
                 continue  # a verb whose module is not built yet is simply not offered
             raise
         helps = getattr(mod, "HELPS", {}).get(verb) or mod.HELP
@@ -65,8 +65,8 @@ def _takes_verb(fn) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from extract.errors import ZsgmError
-    from extract.logs import setup_logging
+    from zsgm.core.errors import ZsgmError
+    from zsgm.core.logs import setup_logging
 
     argv = list(sys.argv[1:] if argv is None else argv)
     # Build only the asked verb's parser: it imports that verb's module alone.

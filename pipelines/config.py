@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from extract.errors import ZsgmError
-from extract.files import stable_hash
-from extract.project import PROJECT_ROOT
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import stable_hash
+from zsgm.core.project import PROJECT_ROOT
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 SELECTIONS = ("validation", "oracle", "fixed")
@@ -80,7 +80,7 @@ class RunConfig:
         """Every field, hyper-parameter and classifier option against its declaration
         (``pipelines/params.py``), before any data are read; ``flags`` maps fields to the
         command-line flags that set them, for the messages."""
-        from pipelines.params import check_run
+        from zsgm.pipelines.params import check_run
 
         check_run(self, source, flags)
 
@@ -161,7 +161,7 @@ def dataset_layer(cfg: RunConfig, fs=None) -> str:
     """The name of the ``configs/datasets/<name>.yaml`` layer a run gets: the demo's budget for
     the bundled demo file only; any other FeatureSet gets the layer of its own dataset
     (``fs.dataset``), whatever ``--data`` says or omits."""
-    from extract.featureset import FeatureSet
+    from zsgm.extract.featureset import FeatureSet
 
     if cfg.features:
         path = Path(cfg.features)
@@ -175,6 +175,46 @@ def dataset_layer(cfg: RunConfig, fs=None) -> str:
     if cfg.data in (None, "", "demo"):
         return "demo"
     return cfg.data
+
+
+# ---------------------------------------------------------------- budgets (configs/budgets.yaml)
+BUDGETS_FILE = CONFIG_DIR / "budgets.yaml"
+BUDGETS = ("auto", "cpu", "seed")
+
+
+def budgets() -> dict:
+    """The declared run budgets: ``seed`` (the shared defaults with each dataset's layer) and ``cpu``."""
+    return load_yaml(BUDGETS_FILE)
+
+
+def resolve_budget(name: str, device: str = "auto") -> str:
+    """``auto`` → ``seed`` on a GPU, ``cpu`` otherwise; a named budget as it is."""
+    if name not in BUDGETS:
+        raise ZsgmError(f"--budget {name}: unknown; use one of {', '.join(BUDGETS)}")
+    if name != "auto":
+        return name
+    from zsgm.core.device import pick_device
+
+    return "seed" if pick_device(device).type == "cuda" else "cpu"
+
+
+def budget_overrides(budget: str, layer: str, model: str, classifier: str) -> dict:
+    """The RunConfig fields ``budget`` sets for a FeatureSet whose dataset layer is ``layer``: the run
+    fields it names (epochs, eval_every), ``hp`` with this model's ``model_hp`` over it, and this
+    classifier's ``clf_hp``. A run's own settings go over these."""
+    block = budgets().get(budget) or {}
+    entry = block.get(layer, block.get("*", {})) or {}
+    run = {k: entry[k] for k in RUN_FIELDS_IN_HP if k in entry}
+    hp = {**entry.get("hp", {}), **(entry.get("model_hp", {}).get(model) or {})}
+    return {**run, "hp": hp, "clf_hp": dict(entry.get("clf_hp", {}).get(classifier, {}))}
+
+
+def with_budget(params: dict, budget: str, layer: str) -> dict:
+    """RunConfig fields ``params`` with the budget's overrides under them (``hp``/``clf_hp`` merged)."""
+    over = budget_overrides(budget, layer, params.get("model", RunConfig.model),
+                            params.get("classifier", RunConfig.classifier))
+    return {**over, **params, "hp": {**over["hp"], **params.get("hp", {})},
+            "clf_hp": {**over["clf_hp"], **params.get("clf_hp", {})}}
 
 
 # ---------------------------------------------------------------- the typed settings of a run
@@ -253,8 +293,8 @@ def refuse_run_fields(overrides: dict) -> None:
 
 def hp_owners(model: str) -> dict[str, str]:
     """Every flat hyper-parameter key a run of ``model`` reads, and the config that reads it."""
-    from generate.config import engine_keys
-    from generate.registry import get as get_model
+    from zsgm.generate.config import engine_keys
+    from zsgm.generate.registry import get as get_model
 
     owners = {k: "engine" for k in engine_keys()}
     owners.update({f.name: "selection" for f in dataclasses.fields(SelectionConfig)})
@@ -297,8 +337,8 @@ def _merged(model: str, layers: list[tuple[str, dict]]) -> dict:
 
 def _generator(model: str, values: dict):
     """GeneratorConfig (with the family's Params) from complete flat ``values``."""
-    from generate.config import generator_config
-    from generate.registry import get as get_model
+    from zsgm.generate.config import generator_config
+    from zsgm.generate.registry import get as get_model
 
     params_cls = get_model(model).cls.Params
     family = params_cls(**{f.name: values[f.name] for f in dataclasses.fields(params_cls)})
@@ -313,7 +353,7 @@ def generator_defaults(model: str, **overrides):
 
 def flat_hp(resolved: dict) -> dict:
     """The flat hyper-parameters (the keys of the YAML ``hp:`` blocks) a stored ``Resolved.to_dict()`` holds."""
-    from generate.config import NOISE_KEYS
+    from zsgm.generate.config import NOISE_KEYS
 
     gen = dict(resolved.get("generator") or {})
     noise, family = gen.pop("noise", None) or {}, gen.pop("family", None) or {}
@@ -330,7 +370,7 @@ def classifier_defaults(name: str, **overrides) -> dict:
 def resolve_classifier(cfg: RunConfig, ds: dict) -> ClassifierConfig:
     """The classifier's options: its YAML < the dataset's ``clf_hp`` < ``--clf-set``; its search: its
     YAML < the dataset's ``clf_search`` (each keyed by classifier name), less what the run fixes."""
-    from pipelines.params import check_clf_layer
+    from zsgm.pipelines.params import check_clf_layer
 
     name = cfg.classifier
     own = classifier_layer(name)
@@ -347,7 +387,7 @@ def resolve_classifier(cfg: RunConfig, ds: dict) -> ClassifierConfig:
             raise ZsgmError(f"{src}: search.{key}: expected a non-empty list of values, got {vals!r}")
         for v in vals:
             check_clf_layer(name, {key: v}, src, prefix="search.")
-    from evaluate.classifiers import CLASSIFIERS
+    from zsgm.evaluate.classifiers import CLASSIFIERS
 
     fields = [f.name for f in dataclasses.fields(CLASSIFIERS.get_entry(name).cls.Options)]
     missing = sorted(set(fields) - set(options))

@@ -12,7 +12,15 @@ An experiment YAML (``pipelines/configs/experiments/<name>.yaml``) names::
     backbones:                     # optional: features come from our own extraction
       names: [convnext_tiny, ...]  # timm names
       weights: [pretrained, scratch]
-    extract: {epochs: 30, ...}     # options of the extraction cells (scratch training budget ...)
+                                   # or a list, each backbone with its own kinds:
+                                   # [{name: convnext_tiny, weights: [scratch]}, ...]
+    extract: {epochs: 30, ...}     # options of the extraction cells (scratch training budget ...);
+                                   # tag: a suffix of this experiment's cache names (its own files),
+                                   # scratch: {...} options of the scratch cells only (over the others)
+    featuresets:                   # optional: FeatureSets at hand (not extracted by the plan), each
+      - {features: "{data_root}/features/x.safetensors", labels: {dataset: x, backbone: ...}}
+                                   # crossed with the grid's other axes, the variants and the seeds
+    budget: seed                   # auto | seed | cpu (configs/budgets.yaml; --budget overrides)
     resources: {num_cpus: 1, num_gpus: 0.25, extract: {num_cpus: 8, num_gpus: 1}}
                                    # per GZSL cell (num_cpus is also its torch thread count) and per
                                    # extraction cell; Ray only (--gpus-per-cell overrides num_gpus of
@@ -40,16 +48,16 @@ from typing import Any, Iterable
 
 import yaml
 
-from evaluate.tables import TableSpec
-from extract.errors import ZsgmError, unknown_name_error
-from extract.files import stable_hash
-from extract.project import PROJECT_ROOT
-from pipelines.config import CONFIG_DIR, RunConfig, load_yaml
+from zsgm.evaluate.tables import TableSpec
+from zsgm.core.errors import ZsgmError, unknown_name_error
+from zsgm.core.files import stable_hash
+from zsgm.core.project import PROJECT_ROOT
+from zsgm.pipelines.config import CONFIG_DIR, RunConfig, dataset_layer, load_yaml, resolve_budget, with_budget
 
 log = logging.getLogger("zsgm.grid")
 EXPERIMENTS_DIR = CONFIG_DIR / "experiments"
 TOP_KEYS = {"title", "description", "base", "grid", "seeds", "variants", "backbones", "extract", "resources",
-            "tables", "model_hp"}
+            "tables", "model_hp", "budget", "featuresets"}
 WEIGHT_KINDS = ("pretrained", "scratch")
 
 
@@ -94,6 +102,7 @@ class Plan:
     source: Path
     cells: list[Cell]
     tables: list[TableSpec]
+    budget: str = "seed"                         # the run budget its GZSL cells were given
 
     @property
     def extract_cells(self) -> list[Cell]:
@@ -171,15 +180,15 @@ def _seeds(value, source: str) -> list[int]:
 def _axis_values(key: str, value, source: str) -> list:
     values = value if isinstance(value, list) else [value]
     if key == "model" and "all" in values:
-        from generate.registry import MODELS
+        from zsgm.generate.registry import MODELS
 
         values = [m for v in values for m in (list(MODELS) if v == "all" else [v])]
     return list(dict.fromkeys(values)) if all(isinstance(v, (str, int, float, bool)) for v in values) else values
 
 
 def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict | None = None,
-                    gpus_per_cell: float | None = None) -> Plan:
-    """Read and expand an experiment; ``seeds``, ``sets`` and ``gpus_per_cell`` are the
+                    gpus_per_cell: float | None = None, budget: str | None = None) -> Plan:
+    """Read and expand an experiment; ``seeds``, ``sets``, ``gpus_per_cell`` and ``budget`` are the
     command-line overrides."""
     path = experiment_path(name)
     source = str(path)
@@ -212,6 +221,8 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     backbones = _backbones(doc.get("backbones"), source)
     resources, extract_resources = _resources(doc.get("resources") or {}, source, gpus_per_cell)
     extract_opts = doc.get("extract") or {}
+    budget_name = resolve_budget(str(budget or doc.get("budget") or "seed"), str(sets.get("device") or "auto"))
+    featuresets = _featuresets(doc.get("featuresets"), source, sets.get("data_root"))
     model_hp = doc.get("model_hp") or {}
     for pattern, hp in model_hp.items():
         if not isinstance(hp, dict):
@@ -220,33 +231,45 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     cells: dict[str, Cell] = {}
     extracts: dict[str, Cell] = {}
     names = list(axes)
-    for combo in itertools.product(*axes.values()):
+    # (grid values, backbone or None, featureset or None): the grid crossed with the backbones, then
+    # the featuresets crossed with the grid's other axes (their data is their own)
+    sources = [(dict(zip(names, combo)), bb, None) for combo in itertools.product(*axes.values())
+               for bb in backbones]
+    others = {k: v for k, v in axes.items() if k != "data"}
+    sources += [(dict(zip(others, combo)), None, fset) for fset in featuresets
+                for combo in itertools.product(*others.values())]
+    for values, bb, fset in sources:
         for vname, vset in variants:
-            for bb in backbones:
-                for seed in seed_list:
-                    # Command-line overrides win over the grid and the variants.
-                    params = _merge(_merge(base, dict(zip(names, combo))), vset)
-                    for pattern, hp in model_hp.items():  # per-model hp, under the command line's
-                        if fnmatch.fnmatchcase(str(params.get("model", "cramer")), str(pattern)):
-                            params = _merge(params, {"hp": hp})
-                    params = _merge(params, fixed)
-                    labels = {"variant": vname} if vname is not None else {}
-                    needs: list[str] = []
-                    if bb is not None:
-                        ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, extract_resources,
-                                           params.get("data_root"), source, params.get("device"))
-                        extracts.setdefault(ex.id, ex)
-                        params["backbone"] = cache_key(*bb)
-                        labels.update(backbone=bb[0], pretrained=bb[1])
-                        needs = [ex.id]
-                    params["seed"] = seed
-                    cfg = RunConfig.from_dict(params, source)
-                    _check_names(cfg, source)
-                    cell = Cell(cfg.run_id(), "gzsl", cfg.to_dict(), labels, needs, **resources)
-                    cells.setdefault(cell.id, cell)
+            for seed in seed_list:
+                # Command-line overrides win over the grid and the variants.
+                params = _merge(_merge(base, values), vset)
+                for pattern, hp in model_hp.items():  # per-model hp, under the command line's
+                    if fnmatch.fnmatchcase(str(params.get("model", "cramer")), str(pattern)):
+                        params = _merge(params, {"hp": hp})
+                params = _merge(params, fixed)
+                labels = {"variant": vname} if vname is not None else {}
+                needs: list[str] = []
+                if bb is not None:
+                    ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, extract_resources,
+                                       params.get("data_root"), source, params.get("device"))
+                    extracts.setdefault(ex.id, ex)
+                    params["backbone"] = cache_key(*bb, ex.params.get("tag"))
+                    labels.update(backbone=bb[0], pretrained=bb[1])
+                    needs = [ex.id]
+                if fset is not None:
+                    params.pop("data", None)
+                    params["features"] = fset["features"]
+                    labels.update(fset["labels"])
+                params["seed"] = seed
+                params = with_budget(params, budget_name, dataset_layer(RunConfig.from_dict(params, source)))
+                cfg = RunConfig.from_dict(params, source)
+                _check_names(cfg, source)
+                cell = Cell(cfg.run_id(), "gzsl", cfg.to_dict(), labels, needs, **resources)
+                cells.setdefault(cell.id, cell)
     tables = [TableSpec.from_dict(t, source) for t in (doc.get("tables") or [])] or \
         [TableSpec(name=path.stem, title=doc.get("title", path.stem))]
-    plan = Plan(path.stem, doc.get("title", path.stem), path, [*extracts.values(), *cells.values()], tables)
+    plan = Plan(path.stem, doc.get("title", path.stem), path, [*extracts.values(), *cells.values()], tables,
+                budget_name)
     annotate_missing(plan)
     return plan
 
@@ -276,15 +299,45 @@ def _variants(value, source: str, sets: dict, base: dict) -> list[tuple[str | No
 
 
 def _backbones(value, source: str) -> list[tuple[str, str] | None]:
+    """(timm name, weights kind) pairs: ``{names: [...], weights: [...]}`` (every name with every kind)
+    or ``[{name: ..., weights: [...]}, ...]`` (each backbone with its own kinds)."""
     if not value:
         return [None]
-    if not isinstance(value, dict) or set(value) - {"names", "weights"} or not value.get("names"):
-        raise ZsgmError(f"{source}: backbones must be {{names: [timm names], weights: [pretrained, scratch]}}")
-    kinds = value.get("weights") or ["pretrained"]
-    bad = [k for k in kinds if k not in WEIGHT_KINDS]
-    if bad:
-        raise ZsgmError(f"{source}: backbones.weights {bad} unknown; use {', '.join(WEIGHT_KINDS)}")
-    return [(str(n), str(k)) for n in value["names"] for k in kinds]
+    if isinstance(value, dict) and not set(value) - {"names", "weights"} and value.get("names"):
+        value = [{"name": n, "weights": value.get("weights") or ["pretrained"]} for n in value["names"]]
+    if not isinstance(value, list) or not all(isinstance(v, dict) and v.get("name") and not set(v) - {"name", "weights"}
+                                              for v in value):
+        raise ZsgmError(f"{source}: backbones must be {{names: [timm names], weights: [pretrained, scratch]}} or a "
+                        f"list of {{name: timm name, weights: [pretrained, scratch]}}")
+    out = []
+    for v in value:
+        kinds = v.get("weights") or ["pretrained"]
+        kinds = kinds if isinstance(kinds, list) else [kinds]
+        bad = [k for k in kinds if k not in WEIGHT_KINDS]
+        if bad:
+            raise ZsgmError(f"{source}: backbones: {v['name']}: weights {bad} unknown; use {', '.join(WEIGHT_KINDS)}")
+        out += [(str(v["name"]), str(k)) for k in kinds]
+    return list(dict.fromkeys(out))
+
+
+def _featuresets(value, source: str, data_root: str | None) -> list[dict]:
+    """The experiment's FeatureSets at hand: ``{features: path, labels: {...}}``; ``{data_root}`` in a
+    path is the data root (--data-root, $ZSGM_DATA, data/)."""
+    if not value:
+        return []
+    from zsgm.core.project import data_root as root_of
+
+    if not isinstance(value, list):
+        raise ZsgmError(f"{source}: featuresets must be a list of {{features: FILE, labels: {{...}}}}")
+    out = []
+    for i, v in enumerate(value):
+        if not isinstance(v, dict) or not isinstance(v.get("features"), str) or set(v) - {"features", "labels"} \
+                or not isinstance(v.get("labels") or {}, dict):
+            raise ZsgmError(f"{source}: featuresets[{i}] must be {{features: FILE, labels: {{field: value}}}}, "
+                            f"got {v!r}")
+        path = v["features"].replace("{data_root}", str(root_of(data_root)))
+        out.append({"features": path, "labels": {str(k): str(x) for k, x in (v.get("labels") or {}).items()}})
+    return out
 
 
 def _resources(value: dict, source: str, gpus_per_cell: float | None = None) -> tuple[dict, dict]:
@@ -320,11 +373,11 @@ def _resources(value: dict, source: str, gpus_per_cell: float | None = None) -> 
 
 def _check_names(cfg: RunConfig, source: str) -> None:
     """Unknown model or classifier names fail at plan time, not an hour into the grid."""
-    from generate.registry import get as get_model
+    from zsgm.generate.registry import get as get_model
 
     get_model(cfg.model)
     try:
-        from evaluate.classifiers import CLASSIFIERS
+        from zsgm.evaluate.classifiers import CLASSIFIERS
     except ImportError:  # classifiers not importable: run_gzsl reports it per cell
         return
     if cfg.classifier not in CLASSIFIERS:
@@ -332,19 +385,20 @@ def _check_names(cfg: RunConfig, source: str) -> None:
 
 
 # ---------------------------------------------------------------- extraction cells
-def cache_key(backbone: str, weights: str) -> str:
-    """The name under data/features/<data>/ (and RunConfig.backbone) of a backbone's features."""
-    return backbone + ("_scratch" if weights == "scratch" else "")
+def cache_key(backbone: str, weights: str, tag: str | None = None) -> str:
+    """The name under data/features/<data>/ (and RunConfig.backbone) of a backbone's features;
+    an experiment's ``extract: {tag: T}`` gives its cells files of their own (``<name>[_scratch]_T``)."""
+    return backbone + ("_scratch" if weights == "scratch" else "") + (f"_{tag}" if tag else "")
 
 
-def feature_cache(data: str, backbone: str, weights: str) -> Path:
+def feature_cache(data: str, backbone: str, weights: str, tag: str | None = None) -> Path:
     """Where extraction writes (and GZSL with ``backbone: cache_key(...)`` reads) the features."""
-    from extract.job import default_output
+    from zsgm.extract.job import default_output
 
-    return default_output(data, backbone, weights)
+    return default_output(data, backbone, weights).with_name(cache_key(backbone, weights, tag) + ".safetensors")
 
 
-EXTRACT_OPTS = ("weights", "img_size", "dtype", "classes", "engine", "train")
+EXTRACT_OPTS = ("weights", "img_size", "dtype", "classes", "engine", "train", "tag", "scratch")
 
 
 def _extract_cell(data: str, backbone: str, weights: str, opts: dict, resources: dict,
@@ -353,8 +407,15 @@ def _extract_cell(data: str, backbone: str, weights: str, opts: dict, resources:
     if unknown:
         raise ZsgmError(f"{source}: extract: unknown option(s) {unknown}; known: {', '.join(EXTRACT_OPTS)} "
                         f"(engine and train take the fields of extract.extractor.EngineConfig / "
-                        f"extract.scratch.ScratchConfig)")
-    params = {"data": data, "backbone": backbone, "scratch": weights == "scratch", **opts}
+                        f"zsgm.extract.scratch.ScratchConfig)")
+    scratch_opts = opts.get("scratch") or {}
+    if not isinstance(scratch_opts, dict) or set(scratch_opts) - (set(EXTRACT_OPTS) - {"tag", "scratch"}):
+        raise ZsgmError(f"{source}: extract.scratch must map extraction options of the scratch cells "
+                        f"({', '.join(o for o in EXTRACT_OPTS if o not in ('tag', 'scratch'))}), got {scratch_opts!r}")
+    own = {k: v for k, v in opts.items() if k != "scratch" and v is not None}
+    if weights == "scratch":
+        own = _merge(own, scratch_opts)
+    params = {"data": data, "backbone": backbone, "scratch": weights == "scratch", **own}
     # data_root locates the images and device the hardware; like RunConfig's, not part of the identity.
     located = {"data_root": data_root, **({"device": device} if device not in (None, "auto") else {})}
     return Cell(f"x-{stable_hash(params)}", "extract", {**params, **located},
@@ -370,7 +431,7 @@ def annotate_missing(plan: Plan) -> None:
     """
     by_id = {c.id: c for c in plan.cells}
     for cell in plan.extract_cells:
-        cell.missing = [] if feature_cache(**_cache_args(cell)).is_file() else extraction_missing(cell.params)
+        cell.missing = [] if extraction_output(cell).is_file() else extraction_missing(cell.params)
     for cell in plan.gzsl_cells:
         if cell.needs:
             ex = [by_id[i] for i in cell.needs]
@@ -379,14 +440,15 @@ def annotate_missing(plan: Plan) -> None:
             cell.missing = gzsl_missing(cell.params)
 
 
-def _cache_args(cell: Cell) -> dict:
+def extraction_output(cell: Cell) -> Path:
+    """The FeatureSet an extraction cell builds."""
     p = cell.params
-    return {"data": p["data"], "backbone": p["backbone"], "weights": "scratch" if p["scratch"] else "pretrained"}
+    return feature_cache(p["data"], p["backbone"], "scratch" if p["scratch"] else "pretrained", p.get("tag"))
 
 
 def gzsl_missing(params: dict) -> list[str]:
     """What a GZSL cell cannot find, following run_gzsl's precedence of inputs."""
-    from extract.specs import get_spec
+    from zsgm.extract.specs import get_spec
 
     if params.get("features"):
         p = Path(params["features"])
@@ -411,7 +473,7 @@ def extraction_missing(params: dict) -> list[str]:
     if images:
         missing.append(images)
     if not params["scratch"]:
-        from extract import weights
+        from zsgm.extract import weights
 
         # Online, timm downloads what is not local; only an offline machine lacks it.
         if weights.offline() and weights.available(params["backbone"]) is None:
@@ -422,8 +484,8 @@ def extraction_missing(params: dict) -> list[str]:
 @functools.lru_cache(maxsize=64)
 def images_missing(data: str, root: str | None = None) -> str:
     """'' when the dataset's raw images are found (the extraction stage's own scan), else what is missing."""
-    from extract.layouts import open_root
-    from extract.specs import get_spec
+    from zsgm.extract.layouts import open_root
+    from zsgm.extract.specs import get_spec
 
     try:
         open_root(data, root)

@@ -20,21 +20,21 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from evaluate import scoring
-from evaluate.classifiers import CLASSIFIERS
-from evaluate.metrics import GZSLResult, gamma_grid, per_class_accuracy
-from evaluate.records import append_record, default_runs_dir, finite_record
-from evaluate.scoring import Problem, Scores, make_problem, score
-from evaluate.selection import diverged, validation_split
-from extract.device import pick_device
-from extract.errors import ZsgmError
-from extract.featureset import FeatureSet
-from extract.files import atomic_path, atomic_write_json, stable_hash
-from extract.project import PROJECT_ROOT, versions
-from extract.rng import seed_everything
-from generate.engine import Engine, TrainData
-from generate.registry import get as get_model
-from pipelines.config import DEMO_DIR, Resolved, RunConfig, resolve
+from zsgm.evaluate import scoring
+from zsgm.evaluate.classifiers import CLASSIFIERS
+from zsgm.evaluate.metrics import GZSLResult, gamma_grid, per_class_accuracy
+from zsgm.evaluate.records import append_record, default_runs_dir, finite_record
+from zsgm.evaluate.scoring import Problem, Scores, make_problem, score
+from zsgm.evaluate.selection import diverged, validation_split
+from zsgm.core.device import pick_device
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.featureset import FeatureSet
+from zsgm.core.files import atomic_path, atomic_write_json, stable_hash
+from zsgm.core.project import PROJECT_ROOT, versions
+from zsgm.core.rng import seed_everything
+from zsgm.generate.engine import Engine, TrainData
+from zsgm.generate.registry import get as get_model
+from zsgm.pipelines.config import DEMO_DIR, Resolved, RunConfig, resolve
 
 log = logging.getLogger("zsgm.gzsl")
 VAL_HISTORY = "val_history.json"  # in runs/<id>/: the selection run's per-epoch history
@@ -72,7 +72,7 @@ def load_featureset(cfg: RunConfig) -> FeatureSet:
             raise ZsgmError(f"no cached features {path}; build them with "
                             f"`make extract DATA={cfg.data} BACKBONE={cfg.backbone}`")
         return FeatureSet.load(path)
-    from extract.xlsa17 import load_benchmark
+    from zsgm.extract.xlsa17 import load_benchmark
 
     return load_benchmark(cfg.data, cfg.data_root)
 

@@ -23,9 +23,9 @@ import math
 from dataclasses import dataclass
 from typing import Any, Iterable
 
-from extract.errors import ZsgmError
-from extract.featureset import NORMALISATIONS
-from pipelines.config import NOISE, SELECTIONS
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.featureset import NORMALISATIONS
+from zsgm.pipelines.config import NOISE, SELECTIONS
 
 SEED_MAX = 2**32 - 1  # NumPy's seed range (torch takes more); re-seeds add 1000 per attempt below 2**64
 
@@ -258,7 +258,7 @@ def check_hp_layer(values: dict, known: Iterable[str], source: str, flag: str | 
 def classifier_options(name: str) -> dict[str, Param]:
     """The options of classifier ``name``: the fields of its ``Options``, typed by :data:`CLF` or by
     their annotations."""
-    from evaluate.classifiers import CLASSIFIERS
+    from zsgm.evaluate.classifiers import CLASSIFIERS
 
     fields = dataclasses.fields(CLASSIFIERS.get_entry(name).cls.Options)
     return {f.name: CLF.get(f.name) or inferred(f.type) for f in fields}
@@ -280,9 +280,9 @@ def check_clf_layer(classifier: str, values: dict, source: str, flag: str | None
 def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
     """Every field of a :class:`~pipelines.config.RunConfig` and every hyper-parameter and classifier
     option it resolves to, each against its declaration. Reads only the YAML configs."""
-    from generate.registry import get as get_model
-    from evaluate.classifiers import CLASSIFIERS
-    from pipelines.config import RUN_FIELDS_IN_HP, dataset_layer, hp_layers, hp_owners, refuse_run_fields, resolve
+    from zsgm.generate.registry import get as get_model
+    from zsgm.evaluate.classifiers import CLASSIFIERS
+    from zsgm.pipelines.config import RUN_FIELDS_IN_HP, dataset_layer, hp_layers, hp_owners, refuse_run_fields, resolve
 
     flags = flags or {}
 

@@ -15,18 +15,17 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evaluate.records import read_records
-from evaluate.tables import Stat
-from extract.errors import ZsgmError
-from extract.files import atomic_write_json, atomic_write_text
-from extract.project import PROJECT_ROOT, shared_data_root
-from pipelines.config import CONFIG_DIR, RUN_FIELDS_IN_HP, RunConfig, load_yaml
-from pipelines.grid import Cell, Plan
+from zsgm.evaluate.records import read_records
+from zsgm.evaluate.tables import Stat
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_write_json, atomic_write_text
+from zsgm.core.project import PROJECT_ROOT, shared_data_root
+from zsgm.pipelines.config import CONFIG_DIR, RunConfig, budgets, load_yaml, resolve_budget, with_budget
+from zsgm.pipelines.grid import Cell, Plan
 
 log = logging.getLogger("zsgm.quality")
 SUITE = CONFIG_DIR / "quality.yaml"
 RESULTS = PROJECT_ROOT / "quality" / "results"
-BUDGETS = ("auto", "cpu", "seed")
 SELECTIONS = ("validation", "oracle")
 METRICS = ("U", "S", "H", "zsl")
 
@@ -53,7 +52,7 @@ def suite() -> dict:
 
 def featuresets(req: QualityRequest) -> list[Path]:
     """The demo, the staged real FeatureSets, then ``--features``; each once."""
-    from pipelines.gzsl import demo_path
+    from zsgm.pipelines.gzsl import demo_path
 
     paths: list[Path] = [demo_path()] if req.demo else []
     root = shared_data_root()
@@ -74,29 +73,8 @@ def featuresets(req: QualityRequest) -> list[Path]:
     return out
 
 
-def resolve_budget(name: str, device: str) -> str:
-    if name not in BUDGETS:
-        raise ZsgmError(f"--budget {name}: unknown; use one of {', '.join(BUDGETS)}")
-    if name != "auto":
-        return name
-    from extract.device import pick_device
-
-    return "seed" if pick_device(device).type == "cuda" else "cpu"
-
-
-def budget_overrides(spec: dict, budget: str, layer: str, model: str, classifier: str) -> dict:
-    """The RunConfig fields ``budget`` sets for a FeatureSet whose dataset layer is ``layer``: the run
-    fields it names (epochs, eval_every), ``hp`` with this model's ``model_hp`` over it, and this
-    classifier's ``clf_hp``."""
-    block = spec.get("budgets", {}).get(budget) or {}
-    entry = block.get(layer, block.get("*", {})) or {}
-    run = {k: entry[k] for k in RUN_FIELDS_IN_HP if k in entry}
-    hp = {**entry.get("hp", {}), **(entry.get("model_hp", {}).get(model) or {})}
-    return {**run, "hp": hp, "clf_hp": dict(entry.get("clf_hp", {}).get(classifier, {}))}
-
-
 def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
-    from pipelines.config import dataset_layer
+    from zsgm.pipelines.config import dataset_layer
 
     spec = suite()
     budget = resolve_budget(req.budget, req.device)
@@ -118,21 +96,18 @@ def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
         layer = dataset_layer(RunConfig(features=str(path)))
         for conf in configs:
             run = {k: v for k, v in conf.items() if k != "name"}
-            model, classifier = run.get("model", RunConfig.model), run.get("classifier", RunConfig.classifier)
-            over = budget_overrides(spec, budget, layer, model, classifier)
             for selection in req.selections:
                 for seed in range(seeds):
-                    cfg = RunConfig.from_dict({**over, **run, "features": str(path), "seed": seed,
-                                               "selection": selection, "hp": {**over["hp"], **run.get("hp", {})},
-                                               "clf_hp": {**over["clf_hp"], **run.get("clf_hp", {})},
-                                               "device": req.device}, f"{SUITE}: {conf['name']}")
+                    cfg = RunConfig.from_dict(with_budget({**run, "features": str(path), "seed": seed,
+                                                           "selection": selection, "device": req.device},
+                                                          budget, layer), f"{SUITE}: {conf['name']}")
                     cells.append(Cell(cfg.run_id(), "gzsl", cfg.to_dict(),
                                       labels={"featureset": path.stem, "configuration": conf["name"]}))
     return Plan("quality", "real-feature quality suite", SUITE, cells, []), budget, spec
 
 
 def run(req: QualityRequest) -> dict:
-    from pipelines.runner import LocalExecutor, run_plan
+    from zsgm.pipelines.runner import LocalExecutor, run_plan
 
     the_plan, budget, spec = plan(req)
     today = dt.date.today().isoformat()
@@ -176,7 +151,7 @@ def summarise(rows: list[dict], spec: dict, budget: str) -> dict:
             "H_gamma_on_test": _stat([r.get("H_gamma_on_test") for r in rs]),  # validation runs only
             "seconds": round(sum(r["seconds"] or 0 for r in rs), 1), "seeds": sorted(r["seed"] for r in rs),
             "n_classes": rs[0]["n_classes"]}
-    return {"budget": budget, "budget_spec": spec.get("budgets", {}).get(budget, {}), "cells": cells,
+    return {"budget": budget, "budget_spec": budgets().get(budget, {}), "cells": cells,
             "targets": check_targets(cells, spec.get("targets", {}))}
 
 

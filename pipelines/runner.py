@@ -31,14 +31,14 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable
 
-from evaluate.records import append_record, default_runs_dir, finished_ids, latest_by_id, read_records
-from extract.errors import ZsgmError
-from extract.files import stable_hash
-from extract.project import versions
-from pipelines.grid import Cell, Plan, annotate_missing, feature_cache
+from zsgm.evaluate.records import append_record, default_runs_dir, finished_ids, latest_by_id, read_records
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import stable_hash
+from zsgm.core.project import versions
+from zsgm.pipelines.grid import Cell, Plan, annotate_missing, extraction_output
 
 log = logging.getLogger("zsgm.runner")
-GZSL_FN = "pipelines.gzsl:run_gzsl"
+GZSL_FN = "zsgm.pipelines.gzsl:run_gzsl"
 EXECUTORS = ("local", "ray")
 
 
@@ -78,7 +78,7 @@ def execute_cell(cell: Cell, fn_spec: str, runs_dir: str | None) -> list[dict]:
         if cell.kind == "extract":
             run_extraction(cell)
             return []
-        from pipelines.config import RunConfig
+        from zsgm.pipelines.config import RunConfig
 
         cfg = RunConfig.from_dict(cell.params, f"cell {cell.id}")
         with tempfile.TemporaryDirectory(prefix="zsgm-cell-") as tmp:
@@ -126,12 +126,13 @@ def failed_record(cell: Cell, exc: BaseException, seconds: float, started: str) 
 
 def run_extraction(cell: Cell) -> Path:
     """Build the FeatureSet an extraction cell names, at the cache path its GZSL cells read."""
-    from extract import extractor, job, scratch
+    from zsgm.extract import extractor, job, scratch
 
     p = dict(cell.params)
     engine = extractor.EngineConfig(**{"progress": cell.progress, **(p.pop("engine", None) or {})})
     train = scratch.ScratchConfig(**(p.pop("train", None) or {}))
-    out = feature_cache(p["data"], p["backbone"], "scratch" if p["scratch"] else "pretrained")
+    out = extraction_output(cell)
+    p.pop("tag", None)
     return job.run(job.ExtractRequest(**p, out=str(out), engine=engine, train=train))
 
 
@@ -240,8 +241,7 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
     summary = Summary()
     done = finished_ids(read_records(store))
 
-    extracts = [c for c in plan.extract_cells if not c.missing and not feature_cache(
-        c.params["data"], c.params["backbone"], "scratch" if c.params["scratch"] else "pretrained").is_file()]
+    extracts = [c for c in plan.extract_cells if not c.missing and not extraction_output(c).is_file()]
     failed_extracts: dict[str, str] = {}
 
     def on_extract(cell: Cell, records: list[dict]) -> None:
@@ -314,7 +314,7 @@ def stale_defaults(cell: Cell, record: dict) -> bool:
     if "resolved" not in record:
         return "hp" in record
     try:
-        from pipelines.config import RunConfig, resolve
+        from zsgm.pipelines.config import RunConfig, resolve
 
         now = resolve(RunConfig.from_dict(cell.params)).to_dict()
     except Exception:  # a config that cannot resolve fails when it runs, not here

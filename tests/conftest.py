@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from extract.project import shared_data_root
+from zsgm.core.project import shared_data_root
 
 # Tests never download: timm's hub is offline for the whole session (and every subprocess it starts).
 # A test of the download path replaces the hub call and lifts this with monkeypatch.

@@ -14,7 +14,7 @@ import numpy as np
 import scipy.io as sio
 from PIL import Image
 
-from extract.specs import DatasetSpec
+from zsgm.extract.specs import DatasetSpec
 
 
 def jpeg(path: Path, seed: int, size: tuple[int, int] = (40, 32)) -> Path:

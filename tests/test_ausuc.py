@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from evaluate.ausuc import area, ausuc, seen_unseen_curve
+from zsgm.evaluate.ausuc import area, ausuc, seen_unseen_curve
 
 
 def slow_curve(scores: np.ndarray, labels: np.ndarray, seen: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -21,10 +21,10 @@ import scipy.io as sio
 import torch
 from safetensors.torch import save_file
 
-from extract import specs
-from extract.project import PROJECT_ROOT
-from extract.specs import DatasetSpec
-from pipelines.cli import main
+from zsgm.extract import specs
+from zsgm.core.project import PROJECT_ROOT
+from zsgm.extract.specs import DatasetSpec
+from zsgm.pipelines.cli import main
 
 # ---------------------------------------------------------------- a tiny, valid xlsa17 root
 N_CLS, N_SEEN, PER, A_DIM, F_DIM = 8, 5, 6, 7, 16
@@ -100,7 +100,7 @@ def assert_clean_error(rc: int, err: str, words: list[str]) -> str:
 
 def test_valid_tiny_root_loads(tmp_path, tiny_cub):
     """The control row: the unbroken root reads (so every failure below is the planted fault)."""
-    from extract.xlsa17 import load_benchmark
+    from zsgm.extract.xlsa17 import load_benchmark
 
     res, splits = xlsa17_content()
     fs = load_benchmark("cub", write_root(tmp_path, res, splits))
@@ -224,7 +224,7 @@ def test_extract_missing_dataset_folder(tmp_path, capsys):
 
 # ---------------------------------------------------------------- FeatureSets
 def _planted(path: Path, **meta) -> Path:
-    from extract.synthetic import planted_featureset
+    from zsgm.testing import planted_featureset
 
     fs = planted_featureset(attributes=torch.rand(20, 6, generator=torch.Generator().manual_seed(0)), n_classes=8,
                             n_unseen=2, n_val=2, n_per_class=5, feature_dim=8)
@@ -252,7 +252,7 @@ def test_truncated_featureset(tmp_path, capsys):
 
 
 def test_featureset_with_nan_features(tmp_path, capsys):
-    from extract.featureset import FeatureSet
+    from zsgm.extract.featureset import FeatureSet
 
     fs = FeatureSet.load(_planted(tmp_path / "ok.safetensors"), mmap_features=False)
     t = fs.tensors()
@@ -315,7 +315,7 @@ def test_weights_of_another_architecture(tmp_path, capsys):
     """--weights with mismatched keys and shapes: the message names them."""
     from fixtures_images import make_cub
 
-    from extract import backbones
+    from zsgm.extract import backbones
 
     make_cub(tmp_path / "root", present_ids=(1,), per_small=2)
     wrong = backbones.create("resnet14t", num_classes=10).state_dict()
@@ -343,7 +343,7 @@ def test_unreadable_weights_file(tmp_path, capsys):
 # ---------------------------------------------------------------- the real console script
 def test_subprocess_exit_code_and_debug_traceback(tmp_path):
     """Through a real process: exit 2 and one line; --debug shows the traceback instead."""
-    cmd = [sys.executable, "-m", "pipelines.cli", "gzsl", "--model", "cramr"]
+    cmd = [sys.executable, "-m", "zsgm.pipelines.cli", "gzsl", "--model", "cramr"]
     r = subprocess.run(cmd, cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith("zsgm gzsl: error: unknown generative model 'cramr'")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from pipelines.cli import main
+from zsgm.pipelines.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 FINAL = re.compile(r"^U=\d+\.\d\d S=\d+\.\d\d H=\d+\.\d\d ZSL=\d+\.\d\d \(.*selection \w+, \d+ classes")
@@ -43,7 +43,7 @@ def test_unknown_model_is_a_usage_error(capsys):
 
 
 def test_json_last_line(tmp_path, capsys):
-    from extract.synthetic import planted_featureset
+    from zsgm.testing import planted_featureset
 
     path = tmp_path / "p.safetensors"
     planted_featureset(n_classes=12, n_unseen=3, n_val=0, n_per_class=10, feature_dim=16).save(path)

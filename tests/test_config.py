@@ -6,18 +6,18 @@ import dataclasses
 
 import pytest
 
-from extract.errors import ZsgmError
-from generate.config import GeneratorConfig, engine_keys
-from generate.registry import MODELS
-from pipelines import config as config_mod
-from pipelines.config import RunConfig, SelectionConfig, classifier_defaults, hp_owners, resolve
-from pipelines.params import HP, inferred
+from zsgm.core.errors import ZsgmError
+from zsgm.generate.config import GeneratorConfig, engine_keys
+from zsgm.generate.registry import MODELS
+from zsgm.pipelines import config as config_mod
+from zsgm.pipelines.config import RunConfig, SelectionConfig, classifier_defaults, hp_owners, resolve
+from zsgm.pipelines.params import HP, inferred
 
 
 def test_no_dataclass_field_has_a_default_in_code():
     """The YAML is the single source of defaults: GeneratorConfig, every family's Params, every
     classifier's Options and SelectionConfig declare types only."""
-    from evaluate.classifiers import CLASSIFIERS
+    from zsgm.evaluate.classifiers import CLASSIFIERS
 
     classes = [GeneratorConfig, SelectionConfig, *(e.cls.Params for e in MODELS.values()),
                *(e.cls.Options for e in CLASSIFIERS.values())]
@@ -88,7 +88,7 @@ def test_the_engine_reads_each_side_of_the_noise_from_its_config():
     first ``fraction`` of each unseen class's rows only; each follows its own switch."""
     import torch
 
-    from generate.engine import Engine, TrainData
+    from zsgm.generate.engine import Engine, TrainData
 
     def seen_rows(switch: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rc = resolve(RunConfig(model="wgan", noise=switch, hp={"hidden": 8, "cls_weight": 0.0, "batch_size": 4,
@@ -132,7 +132,7 @@ def test_the_record_holds_the_resolved_config_and_it_round_trips():
 
 def test_a_record_of_the_untyped_format_still_reruns():
     """Records written before typed configs kept epochs in hp and noise as a bool: the rerun reads them."""
-    from pipelines.verbs.rerun import config_of
+    from zsgm.pipelines.verbs.rerun import config_of
 
     old = {"id": "x-s0", "hp": {"hidden": 1024}, "config": {**RunConfig().to_dict(), "noise": True,
                                                              "hp": {"hidden": 1024, "epochs": 10, "eval_every": 5}}}

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from generate.engine import Engine, TrainData
-from generate.registry import MODELS
-from pipelines.config import classifier_defaults, generator_defaults
+from zsgm.generate.engine import Engine, TrainData
+from zsgm.generate.registry import MODELS
+from zsgm.pipelines.config import classifier_defaults, generator_defaults
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -69,9 +69,9 @@ def test_graph_replay_matches_eager_training(model, hp):
 
 def test_batched_gzsl_run_on_cuda_learns(tmp_path):
     """A whole validation-selected run on the GPU (graphs on) still solves the planted problem."""
-    from extract.synthetic import planted_featureset
-    from pipelines.config import RunConfig
-    from pipelines.gzsl import run_gzsl
+    from zsgm.testing import planted_featureset
+    from zsgm.pipelines.config import RunConfig
+    from zsgm.pipelines.gzsl import run_gzsl
 
     fs = planted_featureset(n_classes=30, n_unseen=6, n_val=5, feature_dim=64, seed=0)
     path = fs.save(tmp_path / "planted.safetensors")
@@ -107,7 +107,7 @@ def test_nvjpeg_batch_is_close_to_pil(tmp_path):
     code is within 1 grey level of PIL (tests/test_gpu_decode.py)."""
     from test_gpu_decode import IMAGENET, decode_on, grey_levels, timm_eval
 
-    from extract import images
+    from zsgm.extract import images
 
     files = _smooth_photos(tmp_path)
     tf = timm_eval(size=224)
@@ -125,7 +125,7 @@ def test_extraction_on_cuda_decodes_on_the_gpu_by_default(tmp_path):
 
     from fixtures_images import make_cub
 
-    from extract import gpu_decode
+    from zsgm.extract import gpu_decode
 
     assert gpu_decode.nvjpeg_error(DEV) is None
     fx = make_cub(tmp_path / "root")
@@ -143,8 +143,8 @@ def test_decoding_ahead_on_cuda_gives_the_inline_batches(tmp_path):
     """The decode thread queues on the caller's stream: the batches are the very ones decoded in the loop."""
     from test_gpu_decode import timm_eval
 
-    from extract.extractor import EngineConfig, input_batches
-    from extract.layouts.base import Record
+    from zsgm.extract.extractor import EngineConfig, input_batches
+    from zsgm.extract.layouts.base import Record
 
     files = _smooth_photos(tmp_path) * 5
     records = [Record(i, p, 0) for i, p in enumerate(files)]
@@ -162,7 +162,7 @@ def test_decoding_ahead_on_cuda_gives_the_inline_batches(tmp_path):
 def test_graphed_classifier_steps_land_on_the_eager_weights():
     """train_minibatch with each step a CUDA-graph replay (padded, weighted last batch; a StepLR
     filling the tensor lr in place) against eager steps from the same weights and permutations."""
-    from extract.training import adam, train_minibatch
+    from zsgm.core.training import adam, train_minibatch
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(1000, 24, generator=g).to(DEV), torch.randint(0, 7, (1000,), generator=g).to(DEV)
@@ -184,8 +184,8 @@ def test_graphed_classifier_steps_land_on_the_eager_weights():
 
 @pytest.mark.parametrize("name", ["prototype", "softmax"])
 def test_graphed_final_classifier_predicts_as_the_eager_one(name):
-    from evaluate.classifiers import build
-    from extract.synthetic import planted_featureset
+    from zsgm.evaluate.classifiers import build
+    from zsgm.testing import planted_featureset
 
     fs = planted_featureset(n_classes=20, n_unseen=5, n_val=4, feature_dim=64, seed=1)
     x, y = fs.features.float().to(DEV), fs.labels.long().to(DEV)

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from extract import fetch
-from extract.errors import ZsgmError
+from zsgm.extract import fetch
+from zsgm.core.errors import ZsgmError
 from fixtures_images import make_cub, write_split
-from pipelines.cli import main
+from zsgm.pipelines.cli import main
 
 
 # ---------------------------------------------------------------- the local server
@@ -259,7 +259,7 @@ def test_unsafe_member_paths_are_refused():
 
 
 def test_every_dataset_has_official_sources():
-    from extract.specs import DATASETS
+    from zsgm.extract.specs import DATASETS
 
     assert set(fetch.PARTS) == set(DATASETS)
     for name, parts in fetch.PARTS.items():

@@ -9,11 +9,11 @@ import pytest
 import scipy.io as sio
 import torch
 
-from extract.errors import ZsgmError
-from extract.featureset import FeatureSet
-from extract.synthetic import planted_featureset
-from extract.xlsa17 import from_xlsa17, load_mat, to_xlsa17
-from pipelines.cli import main
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.featureset import FeatureSet
+from zsgm.testing import planted_featureset
+from zsgm.extract.xlsa17 import from_xlsa17, load_mat, to_xlsa17
+from zsgm.pipelines.cli import main
 
 LOC_KEYS = ("train_loc", "val_loc", "trainval_loc", "test_seen_loc", "test_unseen_loc")
 

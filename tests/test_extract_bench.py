@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from extract import bench
+from zsgm.bench import extraction as bench
 from fixtures_images import jpeg
 
 
@@ -18,7 +18,7 @@ def test_bench_backbone_reports_pipeline_vs_bare(tmp_path):
 
 def test_bench_compares_the_gpu_decoder_with_and_without_its_thread(tmp_path, monkeypatch):
     """The GPU decoder's code path (its device the CPU here): a row per variant, labelled."""
-    from extract import gpu_decode
+    from zsgm.extract import gpu_decode
 
     monkeypatch.setattr(gpu_decode, "resolve_decoder", lambda *args: "gpu")
     files = [jpeg(tmp_path / f"{i}.jpg", seed=i, size=(120, 90)) for i in range(8)]
@@ -41,7 +41,7 @@ def test_staged_photos_are_cycled_up_to_the_count_asked_for(tmp_path, monkeypatc
 
 
 def test_the_extraction_target_is_reported_per_backbone_with_its_best_decoder():
-    from pipelines.bench import targets
+    from zsgm.bench.suite import targets
 
     def row(backbone, decode, ahead, ratio):
         return {"backbone": backbone, "decode": decode, "decode_ahead": ahead, "ratio": {"median": ratio}}
@@ -56,8 +56,8 @@ def test_zsgm_bench_chooses_what_the_extraction_section_times(tmp_path):
     """`zsgm bench --sections extraction --backbones --images --decode`: the one way in (no CLI of its own)."""
     import torch
 
-    from extract.errors import ZsgmError
-    from pipelines.bench import BenchConfig, run_bench
+    from zsgm.core.errors import ZsgmError
+    from zsgm.bench.suite import BenchConfig, run_bench
 
     budget = BenchConfig(backbones=("resnet10t",), images=8).resolve_budget(torch.device("cpu"))
     assert budget.backbones == ("resnet10t",) and budget.images == 8

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from extract import job
-from extract.extractor import EngineConfig
-from extract.featureset import FeatureSet
-from extract.job import ExtractRequest, run
+from zsgm.extract import job
+from zsgm.extract.extractor import EngineConfig
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.job import ExtractRequest, run
 from fixtures_images import make_cub, write_split
 
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from extract import specs
-from extract.errors import ZsgmError
-from extract.project import PROJECT_ROOT
-from extract.extractor import EngineConfig, Interrupted
-from extract.featureset import FeatureSet
-from extract.job import ExtractRequest, run, work_dir
+from zsgm.extract import specs
+from zsgm.core.errors import ZsgmError
+from zsgm.core.project import PROJECT_ROOT
+from zsgm.extract.extractor import EngineConfig, Interrupted
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.job import ExtractRequest, run, work_dir
 from fixtures_images import make_apy, make_cub, make_flo
 
 TINY = dict(backbone="resnet10t", random_init=True, img_size=32)
@@ -94,7 +94,7 @@ def test_sigkilled_cli_run_resumes(tmp_path):
     """A real SIGKILL after the first shard; the re-run finishes and equals an uninterrupted run."""
     make_cub(tmp_path / "root")
     out = tmp_path / "k.safetensors"
-    cmd = [sys.executable, "-m", "pipelines.cli", "extract", "--backbone", "resnet10t", "--random-init",
+    cmd = [sys.executable, "-m", "zsgm.pipelines.cli", "extract", "--backbone", "resnet10t", "--random-init",
            "--img-size", "32", "--data", "cub", "--data-root", str(tmp_path / "root"), "--out", str(out),
            "--workers", "0", "--batch-size", "4", "--shard-size", "8", "--no-progress"]
     env = {**os.environ, "ZSGM_TEST_KILL_AFTER_SHARDS": "1"}
@@ -126,7 +126,7 @@ def test_truncated_jpeg_cli_exit_2(tmp_path):
     fx = make_cub(tmp_path / "root")
     bad = fx.paths[0]
     bad.write_bytes(bad.read_bytes()[:200])
-    r = subprocess.run([sys.executable, "-m", "pipelines.cli", "extract", "--backbone", "resnet10t",
+    r = subprocess.run([sys.executable, "-m", "zsgm.pipelines.cli", "extract", "--backbone", "resnet10t",
                         "--random-init", "--img-size", "32", "--data", "cub", "--data-root", str(tmp_path / "root"),
                         "--out", str(tmp_path / "o.safetensors"), "--workers", "1", "--no-progress"],
                        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=120)

@@ -4,9 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from extract import specs
-from extract.errors import ZsgmError
-from extract.layouts import open_root
+from zsgm.extract import specs
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.layouts import open_root
 from fixtures_images import AWA_NAMES, make_apy, make_awa2, make_cub, make_flo, make_sun
 
 

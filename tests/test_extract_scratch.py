@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from extract import images, scratch
-from extract.project import PROJECT_ROOT
-from extract.featureset import FeatureSet
-from extract.layouts import open_root
+from zsgm.extract import images, scratch
+from zsgm.core.project import PROJECT_ROOT
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.layouts import open_root
 from fixtures_images import make_cub
 
 CFG = dict(batch_size=4, img_size=32, workers=0, warmup_epochs=0, lr=1e-3)
@@ -76,7 +76,7 @@ def test_torchrun_two_processes_scratch_then_extract(tmp_path):
     out = tmp_path / "cub_scratch.safetensors"
     torchrun = str(Path(sys.executable).parent / "torchrun")
     cmd = [torchrun, "--nproc_per_node", "2", "--master_port", str(29500 + os.getpid() % 1000), "-m",
-           "pipelines.cli", "extract", "--backbone", "resnet10t", "--scratch", "--epochs", "1", "--img-size", "32",
+           "zsgm.pipelines.cli", "extract", "--backbone", "resnet10t", "--scratch", "--epochs", "1", "--img-size", "32",
            "--data", "cub", "--data-root", str(tmp_path / "root"), "--out", str(out), "--workers", "0",
            "--train-batch-size", "4", "--batch-size", "4", "--shard-size", "8", "--no-progress"]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -7,10 +7,10 @@ import pytest
 import scipy.io as sio
 import torch
 
-from extract.project import PROJECT_ROOT, shared_data_root
-from extract.extractor import EngineConfig
-from extract.featureset import FeatureSet
-from extract.job import ExtractRequest, run
+from zsgm.core.project import PROJECT_ROOT, shared_data_root
+from zsgm.extract.extractor import EngineConfig
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.job import ExtractRequest, run
 
 SHARED = shared_data_root()
 needs_shared = pytest.mark.skipif(SHARED is None or not (SHARED / "CUB" / "images").is_dir(),

@@ -10,9 +10,9 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from extract import backbones, weights
-from extract.errors import ZsgmError
-from extract.project import shared_data_root
+from zsgm.extract import backbones, weights
+from zsgm.core.errors import ZsgmError
+from zsgm.core.project import shared_data_root
 
 
 def test_seed_backbones_describe():

@@ -18,13 +18,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluate.metrics import mean_class_accuracy
-from extract.rng import seed_everything
-from extract.featureset import fit_normaliser
-from extract.synthetic import planted_featureset
-from generate.engine import Engine, TrainData
-from generate.registry import MODELS
-from pipelines.config import generator_defaults
+from zsgm.evaluate.metrics import mean_class_accuracy
+from zsgm.core.rng import seed_everything
+from zsgm.extract.featureset import fit_normaliser
+from zsgm.testing import planted_featureset
+from zsgm.generate.engine import Engine, TrainData
+from zsgm.generate.registry import MODELS
+from zsgm.pipelines.config import generator_defaults
 
 N_UNSEEN = 10
 CHANCE = 100.0 / N_UNSEEN  # ZSL top-1 over the unseen classes
@@ -136,14 +136,14 @@ def test_registry_lists_all_families():
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_family_has_yaml_defaults(name):
-    from pipelines.config import CONFIG_DIR
+    from zsgm.pipelines.config import CONFIG_DIR
     assert (CONFIG_DIR / "models" / f"{name}.yaml").is_file(), f"add pipelines/configs/models/{name}.yaml"
 
 
 def test_center_distance_hand_values():
     """The centre regulariser's term: the mean over the batch's classes of ‖generated class mean −
     real class mean‖²; classes absent from the batch do not count."""
-    from generate.engine import _center_distance
+    from zsgm.generate.engine import _center_distance
     means = torch.tensor([[0.0, 0.0], [1.0, 1.0], [5.0, 5.0]])
     fake = torch.tensor([[1.0, 0.0], [3.0, 0.0], [1.0, 2.0]])
     y = torch.tensor([0, 0, 1])

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from extract.errors import ZsgmError
-from extract.synthetic import planted_featureset
-from generate.engine import Engine, TrainData
-from generate.families.fgan import DIVERGENCES, STUDY_TERMS, STUDY_WEIGHT_REG
-from generate.families.gan_losses import bce_critic, nonsaturating_generator
-from generate.registry import get
-from pipelines.config import generator_defaults
+from zsgm.core.errors import ZsgmError
+from zsgm.testing import planted_featureset
+from zsgm.generate.engine import Engine, TrainData
+from zsgm.generate.families.fgan import DIVERGENCES, STUDY_TERMS, STUDY_WEIGHT_REG
+from zsgm.generate.families.gan_losses import bce_critic, nonsaturating_generator
+from zsgm.generate.registry import get
+from zsgm.pipelines.config import generator_defaults
 
 E = torch.exp
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from extract import logs
-from extract.files import atomic_write_text
-from extract.logs import setup_logging, show_progress
-from pipelines.cli import main
+from zsgm.core import logs
+from zsgm.core.files import atomic_write_text
+from zsgm.core.logs import setup_logging, show_progress
+from zsgm.pipelines.cli import main
 
 TINY = ["--epochs", "1", "--set", "hidden=64", "--set", "n_synth=20", "--set", "cls_pretrain_epochs=1",
         "--clf-set", "epochs=2", "--model", "cramer", "--classifier", "softmax"]
@@ -47,8 +47,8 @@ def test_atomic_rewrite_keeps_the_files_mode(tmp_path, umask):
 
 
 def test_featureset_and_mat_exports_are_readable_by_the_group(tmp_path, umask):
-    from extract.synthetic import planted_featureset
-    from extract.xlsa17 import to_xlsa17
+    from zsgm.testing import planted_featureset
+    from zsgm.extract.xlsa17 import to_xlsa17
 
     umask(0o022)
     fs = planted_featureset(n_classes=6, n_unseen=2, n_val=0, n_per_class=4, feature_dim=4, seed=0)
@@ -119,8 +119,8 @@ def test_gzsl_redirected_has_no_carriage_returns_and_drops_checkpoints(tmp_path,
 
 
 def test_grid_drops_checkpoints_of_finished_cells_unless_kept(tmp_path, monkeypatch):
-    from pipelines.grid import load_experiment
-    from pipelines.runner import LocalExecutor, run_plan
+    from zsgm.pipelines.grid import load_experiment
+    from zsgm.pipelines.runner import LocalExecutor, run_plan
 
     sets = {"epochs": 1, "model": "cramer", "classifier": "softmax",
             "hp": {"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 1}, "clf_hp": {"epochs": 2}}
@@ -134,7 +134,7 @@ def test_grid_drops_checkpoints_of_finished_cells_unless_kept(tmp_path, monkeypa
 
 
 def test_a_failed_cell_keeps_its_checkpoints(tmp_path):
-    from pipelines.runner import drop_checkpoints
+    from zsgm.pipelines.runner import drop_checkpoints
 
     d = tmp_path / "runs" / "abc-s0"
     d.mkdir(parents=True)
@@ -153,7 +153,7 @@ def test_tables_takes_data_root_device_and_no_progress(tmp_path, capsys, monkeyp
     assert rc == 0
     out = capsys.readouterr().out
     assert str(root / "CUB") in out                      # inputs are looked for under --data-root
-    from pipelines.grid import load_experiment
+    from zsgm.pipelines.grid import load_experiment
 
     plan = load_experiment("tricks", seeds=1, sets={"data_root": str(root), "device": "cpu"})
     assert {c.params["data_root"] for c in plan.cells} == {str(root)}

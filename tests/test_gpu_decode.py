@@ -12,12 +12,12 @@ from torchvision import transforms as T
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
-from extract import gpu_decode, images
-from extract.errors import ZsgmError
-from extract.extractor import EngineConfig
-from extract.featureset import FeatureSet
-from extract.job import ExtractRequest, run
-from extract.layouts.base import Record
+from zsgm.extract import gpu_decode, images
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.extractor import EngineConfig
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.job import ExtractRequest, run
+from zsgm.extract.layouts.base import Record
 from fixtures_images import jpeg, make_apy, make_cub
 
 IMAGENET = dict(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
@@ -168,7 +168,7 @@ def test_engine_on_the_gpu_decoder_path_gives_pils_features(tmp_path, monkeypatc
     if maker == "cub":
         make_cub(tmp_path / "root")
     else:
-        from extract import specs
+        from zsgm.extract import specs
 
         _, spec = make_apy(tmp_path / "root")
         monkeypatch.setitem(specs.DATASETS, "apy", spec)

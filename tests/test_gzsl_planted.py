@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from extract.featureset import FeatureSet
-from extract.synthetic import planted_featureset
-from pipelines.config import RunConfig
-from pipelines.gzsl import run_gzsl
+from zsgm.extract.featureset import FeatureSet
+from zsgm.testing import planted_featureset
+from zsgm.pipelines.config import RunConfig
+from zsgm.pipelines.gzsl import run_gzsl
 
 N_UNSEEN = 10
 CHANCE = 100 / N_UNSEEN
@@ -75,7 +75,7 @@ def test_validation_selection_never_reads_test_images(planted, tmp_path, monkeyp
         reads.append((phase["name"], set(torch.as_tensor(idx).tolist())))
         return real_take(self, idx)
 
-    import pipelines.gzsl as gz
+    import zsgm.pipelines.gzsl as gz
 
     real_train = gz._train_and_select
 
@@ -97,7 +97,7 @@ def test_attributes_are_used_at_unit_norm_whatever_their_scale(planted):
     """cub_sent's sentence embeddings have norm ~20 where xlsa17's attributes have norm 1: the
     problem a run trains on holds both at unit norm, while rows already of unit norm reach the
     nets bit for bit (runs on such files do not move)."""
-    from evaluate.scoring import make_problem, unit_attributes
+    from zsgm.evaluate.scoring import make_problem, unit_attributes
 
     att = torch.nn.functional.normalize(torch.rand(6, 12, generator=torch.Generator().manual_seed(0)), dim=1)
     assert torch.equal(unit_attributes(att), att)

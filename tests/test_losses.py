@@ -7,16 +7,16 @@ import pytest
 import torch
 from torch import nn
 
-from generate.families.autoencoders import gaussian_kl, mmd, reconstruction
-from generate.families.began import equilibrium_update
-from generate.families.fgan import DIVERGENCES, variational_bound
-from generate.families.fisher import augmented_lagrangian, second_moment_constraint
-from generate.families.gan_losses import (bce_critic, least_squares_critic, least_squares_generator,
+from zsgm.generate.families.autoencoders import gaussian_kl, mmd, reconstruction
+from zsgm.generate.families.began import equilibrium_update
+from zsgm.generate.families.fgan import DIVERGENCES, variational_bound
+from zsgm.generate.families.fisher import augmented_lagrangian, second_moment_constraint
+from zsgm.generate.families.gan_losses import (bce_critic, least_squares_critic, least_squares_generator,
                                           minimax_generator, nonsaturating_generator, relativistic_critic,
                                           relativistic_generator)
-from generate.families.info import info_loss
-from generate.registry import get
-from pipelines.config import generator_defaults
+from zsgm.generate.families.info import info_loss
+from zsgm.generate.registry import get
+from zsgm.pipelines.config import generator_defaults
 
 LN2 = math.log(2.0)
 t = torch.tensor

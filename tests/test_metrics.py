@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluate.metrics import best_gamma, gzsl_evaluate, harmonic, mean_class_accuracy, per_class_accuracy
+from zsgm.evaluate.metrics import best_gamma, gzsl_evaluate, harmonic, mean_class_accuracy, per_class_accuracy
 
 
 def slow_per_class(pred, labels):

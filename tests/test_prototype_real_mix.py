@@ -2,8 +2,8 @@
 logits mixed in; 0 keeps the one-net classifier."""
 import torch
 
-from evaluate.classifiers import build
-from pipelines.config import classifier_defaults
+from zsgm.evaluate.classifiers import build
+from zsgm.pipelines.config import classifier_defaults
 
 
 def _data(synthetic: bool):
@@ -67,7 +67,7 @@ def test_real_mix_recovers_unseen_classes_whose_synthetic_features_are_off():
     prototypes with them; the real-only net still places them from the attributes, and the mix
     recognises more real unseen images (ZSL among the unseen classes; measured gains 7.7 / 9.3 /
     14.3 points for seeds 0-2)."""
-    from evaluate.metrics import mean_class_accuracy
+    from zsgm.evaluate.metrics import mean_class_accuracy
 
     for seed in range(3):
         x, y, att, seen, x_test, y_test = _shifted_problem(seed)

@@ -2,9 +2,9 @@
 training rows of, so that a class without rows is never only a negative; 'all' over every class."""
 import torch
 
-from evaluate.classifiers import build
-from evaluate.metrics import mean_class_accuracy
-from pipelines.config import classifier_defaults
+from zsgm.evaluate.classifiers import build
+from zsgm.evaluate.metrics import mean_class_accuracy
+from zsgm.pipelines.config import classifier_defaults
 
 
 def _problem(seed: int, n_cls: int = 40, n_seen: int = 30):

@@ -9,12 +9,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from evaluate import selection
-from evaluate.metrics import best_gamma, gamma_grid, gzsl_evaluate
-from extract.synthetic import planted_featureset
-from pipelines import gzsl
-from pipelines.config import RunConfig, dataset_layer, dataset_overrides, resolve
-from pipelines.quality import QualityRequest, check_targets, run as run_quality, summarise
+from zsgm.evaluate import selection
+from zsgm.evaluate.metrics import best_gamma, gamma_grid, gzsl_evaluate
+from zsgm.testing import planted_featureset
+from zsgm.pipelines import gzsl
+from zsgm.pipelines.config import RunConfig, dataset_layer, dataset_overrides, resolve
+from zsgm.pipelines.quality import QualityRequest, check_targets, run as run_quality, summarise
 
 # The CI slice: the default path (cramer + noise + prototype) on the demo, one seed, validation
 # selection. Chance H on its 20 classes is about 5-10; the floor is several times that and well
@@ -147,7 +147,7 @@ def test_selection_evidence_is_kept(tmp_path):
     diag = rec["gamma_on_test"]
     assert diag["H"] >= rec["H"] and set(diag) == {"gamma", "U", "S", "H", "zsl"} and diag["zsl"] == rec["zsl"]
     # the validation scores γ was chosen on are kept beside the test scores: replaying the choice on them
-    # gives the record's γ and validation H (bench/experiments/calibration_rules.py replays other rules)
+    # gives the record's γ and validation H (lab/experiments/calibration_rules.py replays other rules)
     t = load_file(str(tmp_path / "runs" / rec["id"] / "scores.safetensors"))
     gamma, res = best_gamma(t["val_scores_seen"], t["val_labels_seen"], t["val_scores_unseen"],
                             t["val_labels_unseen"], t["val_seen_mask"])
@@ -188,7 +188,7 @@ def test_a_retraining_that_blows_up_is_caught():
 def test_a_cell_on_a_featureset_is_named_by_its_file():
     """The runner's progress lines name a FeatureSet run by its file, not by the --data default it
     overrides (a CUB-50 cell was logged as 'gzsl demo ...')."""
-    from pipelines.grid import Cell
+    from zsgm.pipelines.grid import Cell
 
     def line(cfg: RunConfig) -> str:
         return Cell(cfg.run_id(), "gzsl", cfg.to_dict()).describe()

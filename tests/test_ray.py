@@ -8,9 +8,9 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="the cluster extra (ray) is not installed: pip install 'zsgm[cluster]'")
 
-from evaluate.records import read_records  # noqa: E402
-from pipelines.grid import load_experiment  # noqa: E402
-from pipelines.runner import LocalExecutor, RayExecutor, make_executor, run_plan  # noqa: E402
+from zsgm.evaluate.records import read_records  # noqa: E402
+from zsgm.pipelines.grid import load_experiment  # noqa: E402
+from zsgm.pipelines.runner import LocalExecutor, RayExecutor, make_executor, run_plan  # noqa: E402
 from test_runner import TINY  # noqa: E402  (the same tiny budgets as the local grid test)
 
 NUMBERS = ("U", "S", "H", "zsl", "epochs", "gamma", "reseeds", "status")

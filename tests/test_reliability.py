@@ -20,26 +20,26 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from extract.errors import ZsgmError
-from extract.project import PROJECT_ROOT
-from pipelines import params
-from pipelines.cli import main, os_failure
+from zsgm.core.errors import ZsgmError
+from zsgm.core.project import PROJECT_ROOT
+from zsgm.pipelines import params
+from zsgm.pipelines.cli import main, os_failure
 from test_bad_inputs import _planted, assert_clean_error, cli
 
 
 @pytest.fixture
 def no_work(monkeypatch):
     """Any data read or model built fails the test loudly (as an internal error, exit 1)."""
-    import extract.job
-    import generate.engine
-    import pipelines.gzsl
+    import zsgm.extract.job
+    import zsgm.generate.engine
+    import zsgm.pipelines.gzsl
 
     def boom(*a, **k):
         raise AssertionError("work started before the options were checked")
 
-    monkeypatch.setattr(pipelines.gzsl, "load_featureset", boom)
-    monkeypatch.setattr(generate.engine.Engine, "__init__", boom)
-    monkeypatch.setattr(extract.job, "run", boom)
+    monkeypatch.setattr(zsgm.pipelines.gzsl, "load_featureset", boom)
+    monkeypatch.setattr(zsgm.generate.engine.Engine, "__init__", boom)
+    monkeypatch.setattr(zsgm.extract.job, "run", boom)
 
 
 # ---------------------------------------------------------------- options, before any work
@@ -98,7 +98,7 @@ def test_debug_keeps_exit_2_and_shows_the_traceback(capsys, no_work):
 
 def test_bad_value_in_a_yaml_layer_names_the_file(tmp_path, capsys, monkeypatch, no_work):
     """A YAML default out of range is refused too, naming the file and key."""
-    from pipelines import config
+    from zsgm.pipelines import config
 
     models = tmp_path / "models"
     models.mkdir()
@@ -111,7 +111,7 @@ def test_bad_value_in_a_yaml_layer_names_the_file(tmp_path, capsys, monkeypatch,
 
 
 def test_grid_cells_are_checked_too():
-    from pipelines.config import RunConfig
+    from zsgm.pipelines.config import RunConfig
 
     with pytest.raises(ZsgmError, match=r"cell x: hp.hidden must be an integer >= 1, got 0"):
         RunConfig.from_dict({"hp": {"hidden": 0}}, "cell x")
@@ -119,7 +119,7 @@ def test_grid_cells_are_checked_too():
 
 # ---------------------------------------------------------------- the declarations themselves
 def _yaml_hp_keys() -> dict[str, list]:
-    from pipelines.config import CONFIG_DIR, load_yaml
+    from zsgm.pipelines.config import CONFIG_DIR, load_yaml
 
     out: dict[str, list] = {}
     for path in sorted((CONFIG_DIR / "models").glob("*.yaml")) + sorted((CONFIG_DIR / "datasets").glob("*.yaml")):
@@ -143,8 +143,8 @@ def test_every_classifier_option_has_a_typed_yaml_default():
     """Each classifier's Options fields are exactly its YAML options:, each default within its declaration."""
     import dataclasses
 
-    from evaluate.classifiers import CLASSIFIERS
-    from pipelines.config import classifier_layer
+    from zsgm.evaluate.classifiers import CLASSIFIERS
+    from zsgm.pipelines.config import classifier_layer
 
     for name, entry in CLASSIFIERS.items():
         options = params.classifier_options(name)
@@ -155,9 +155,9 @@ def test_every_classifier_option_has_a_typed_yaml_default():
 
 
 def test_every_shipped_model_and_classifier_config_passes():
-    from evaluate.classifiers import CLASSIFIERS
-    from generate.registry import MODELS
-    from pipelines.config import RunConfig
+    from zsgm.evaluate.classifiers import CLASSIFIERS
+    from zsgm.generate.registry import MODELS
+    from zsgm.pipelines.config import RunConfig
 
     for model in MODELS:
         for clf in CLASSIFIERS:
@@ -179,7 +179,7 @@ def test_param_bounds():
 # ---------------------------------------------------------------- FeatureSets a run cannot use
 def _variant(tmp_path: Path, name: str, change) -> Path:
     """The planted FeatureSet with one change, written as raw safetensors (bypassing validate())."""
-    from extract.featureset import FeatureSet
+    from zsgm.extract.featureset import FeatureSet
 
     fs = FeatureSet.load(_planted(tmp_path / "ok.safetensors"), mmap_features=False)
     tensors = {k: v.clone() for k, v in fs.tensors().items()}
@@ -207,9 +207,9 @@ FS_ROWS = [
 
 @pytest.mark.parametrize("name, change, words", FS_ROWS, ids=[r[0] for r in FS_ROWS])
 def test_unusable_featureset_refused(tmp_path, capsys, monkeypatch, name, change, words):
-    import generate.engine
+    import zsgm.generate.engine
 
-    monkeypatch.setattr(generate.engine.Engine, "__init__", lambda *a, **k: pytest.fail("a model was built"))
+    monkeypatch.setattr(zsgm.generate.engine.Engine, "__init__", lambda *a, **k: pytest.fail("a model was built"))
     path = _variant(tmp_path, "x.safetensors", change)
     assert_clean_error(*cli(capsys, ["gzsl", "--features", str(path), "--no-progress"]), words)
 
@@ -230,14 +230,14 @@ def test_directory_for_featureset(tmp_path, capsys):
 
 
 def test_unreadable_featureset_names_the_cause(tmp_path, capsys, monkeypatch):
-    import extract.featureset
+    import zsgm.extract.featureset
 
     p = _planted(tmp_path / "p.safetensors")
 
     def denied(path, *a):
         raise PermissionError(errno.EACCES, "Permission denied", str(path))
 
-    monkeypatch.setattr(extract.featureset, "_read_safetensors", denied)
+    monkeypatch.setattr(zsgm.extract.featureset, "_read_safetensors", denied)
     line = assert_clean_error(*cli(capsys, ["gzsl", "--features", str(p)]),
                               ["p.safetensors", "cannot be read: Permission denied", "permissions"])
     assert "delete it" not in line  # the file may be fine: never advise deleting it
@@ -245,7 +245,7 @@ def test_unreadable_featureset_names_the_cause(tmp_path, capsys, monkeypatch):
 
 # ---------------------------------------------------------------- records: no NaN, strict JSON
 def test_records_never_hold_nan(tmp_path):
-    from evaluate.records import NonFiniteMetric, append_record, finite_record, read_records
+    from zsgm.evaluate.records import NonFiniteMetric, append_record, finite_record, read_records
 
     good = {"id": "a-s0", "U": 10.0, "S": 20.0, "H": 13.33, "zsl": 11.0, "val": {"eval_zsl": float("nan")},
             "hp": {"x": float("inf")}}
@@ -262,7 +262,7 @@ def test_records_never_hold_nan(tmp_path):
 
 
 def test_torn_last_line_is_reported(tmp_path, caplog):
-    from evaluate.records import append_record, read_records
+    from zsgm.evaluate.records import append_record, read_records
 
     store = append_record({"id": "a-s0", "U": 1.0, "S": 2.0, "H": 1.33, "zsl": 1.0}, tmp_path / "runs.jsonl")
     with open(store, "a") as fh:
@@ -331,7 +331,7 @@ def test_full_disk_names_the_file(tmp_path):
     def limit():
         resource.setrlimit(resource.RLIMIT_FSIZE, (20_000, resource.RLIM_INFINITY))
 
-    r = subprocess.run([sys.executable, "-m", "pipelines.cli", *GZSL_TINY, "--features", str(p)], cwd=PROJECT_ROOT,
+    r = subprocess.run([sys.executable, "-m", "zsgm.pipelines.cli", *GZSL_TINY, "--features", str(p)], cwd=PROJECT_ROOT,
                        env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
@@ -341,8 +341,8 @@ def test_full_disk_names_the_file(tmp_path):
 
 # ---------------------------------------------------------------- extraction says it resumed
 def test_resumed_extraction_says_so(tmp_path, caplog):
-    from extract.extractor import EngineConfig, Interrupted
-    from extract.job import run
+    from zsgm.extract.extractor import EngineConfig, Interrupted
+    from zsgm.extract.job import run
     from fixtures_images import make_cub
     from test_extract_engine import request
 

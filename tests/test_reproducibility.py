@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluate.records import read_records
-from pipelines.cli import main
-from pipelines.config import RunConfig, resolve
-from pipelines.gzsl import run_gzsl
+from zsgm.evaluate.records import read_records
+from zsgm.pipelines.cli import main
+from zsgm.pipelines.config import RunConfig, resolve
+from zsgm.pipelines.gzsl import run_gzsl
 
 TINY_HP = {"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 1}
 TINY_CLF = {"epochs": 2, "min_steps": 0}
@@ -32,7 +32,7 @@ def one_thread():
 
 
 def planted(path: Path, seed: int = 0) -> Path:
-    from extract.synthetic import planted_featureset
+    from zsgm.testing import planted_featureset
 
     fs = planted_featureset(attributes=torch.rand(40, 16, generator=torch.Generator().manual_seed(0)), n_classes=12,
                             n_unseen=3, n_val=3, n_per_class=20, feature_dim=32, seed=seed)
@@ -94,7 +94,7 @@ def test_rerun_verb_repeats_a_record(tmp_path, monkeypatch, capsys):
 
 def test_rerun_pins_changed_defaults(tmp_path, monkeypatch, caplog):
     """If the shipped defaults moved since the record, the rerun uses the recorded values."""
-    from pipelines.verbs import rerun
+    from zsgm.pipelines.verbs import rerun
 
     rec = {"id": "x-s0", "config": config(tmp_path / "p.safetensors").to_dict(),
            "resolved": resolve(config(tmp_path / "p")).to_dict()}
@@ -151,9 +151,9 @@ def test_stale_extraction_cache_is_rebuilt(tmp_path):
     unreadable (truncated) cache is rebuilt too, not reported as an error."""
     from fixtures_images import make_cub
 
-    from extract.extractor import EngineConfig
-    from extract.featureset import FeatureSet
-    from extract.job import ExtractRequest, run
+    from zsgm.extract.extractor import EngineConfig
+    from zsgm.extract.featureset import FeatureSet
+    from zsgm.extract.job import ExtractRequest, run
 
     def request(out: Path) -> ExtractRequest:
         return ExtractRequest(data="cub", backbone="resnet10t", random_init=True, img_size=32,

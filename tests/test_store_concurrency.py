@@ -7,7 +7,7 @@ import json
 import multiprocessing as mp
 from pathlib import Path
 
-from evaluate.records import append_record, read_records
+from zsgm.evaluate.records import append_record, read_records
 
 N_PROC, N_APPEND = 8, 50
 PAD = "x" * 6000

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from evaluate.tables import BEST, SECOND, TableSpec, build_table, to_csv, to_latex, to_markdown
-from extract.errors import ZsgmError
-from pipelines.grid import load_experiment
+from zsgm.evaluate.tables import BEST, SECOND, TableSpec, build_table, to_csv, to_latex, to_markdown
+from zsgm.core.errors import ZsgmError
+from zsgm.pipelines.grid import load_experiment
 
 
 def rec(seed=0, **kw) -> dict:
@@ -141,7 +141,7 @@ class FakeRay:
 
 @pytest.mark.parametrize("gpus, want", [(0, 0.0), (8, 0.5)])
 def test_ray_asks_for_the_cells_gpus_or_none_on_a_cpu_cluster(gpus, want):
-    from pipelines.runner import RayExecutor
+    from zsgm.pipelines.runner import RayExecutor
 
     plan = load_experiment("demo", seeds=1, gpus_per_cell=0.5)
     ex = object.__new__(RayExecutor)
@@ -153,7 +153,7 @@ def test_ray_asks_for_the_cells_gpus_or_none_on_a_cpu_cluster(gpus, want):
 
 
 def test_ray_refuses_more_gpus_than_the_cluster_has():
-    from pipelines.runner import RayExecutor
+    from zsgm.pipelines.runner import RayExecutor
 
     plan = load_experiment("demo", seeds=1, gpus_per_cell=4)
     ex = object.__new__(RayExecutor)

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from evaluate.records import export_records, filter_records, finished_ids, parse_filters, read_records
-from evaluate.tables import BEST, SECOND, TableSpec, build_table, format_stat, render, to_csv, to_latex, to_markdown
+from zsgm.evaluate.records import export_records, filter_records, finished_ids, parse_filters, read_records
+from zsgm.evaluate.tables import BEST, SECOND, TableSpec, build_table, format_stat, render, to_csv, to_latex, to_markdown
 
 
 def rec(model: str, dataset: str, seed: int, H: float, selection: str = "validation", status: str = "ok",
@@ -103,7 +103,7 @@ def test_csv_and_latex() -> None:
 
 
 def test_table_spec_rejects_unknown_keys() -> None:
-    from extract.errors import ZsgmError
+    from zsgm.core.errors import ZsgmError
 
     with pytest.raises(ZsgmError, match="unknown key"):
         TableSpec.from_dict({"name": "x", "colums": ["dataset"]})
@@ -112,7 +112,7 @@ def test_table_spec_rejects_unknown_keys() -> None:
 
 
 def test_store_helpers(tmp_path) -> None:
-    from evaluate.records import append_record
+    from zsgm.evaluate.records import append_record
 
     store = tmp_path / "runs.jsonl"
     for r in RECORDS:
@@ -131,7 +131,7 @@ def test_parquet_export_reads_back_as_the_csv_does(tmp_path) -> None:
     """Every field of every record (nested ones as JSON text, a failed seed's missing numbers)."""
     import pandas as pd
 
-    from evaluate.records import to_frame
+    from zsgm.evaluate.records import to_frame
 
     parquet = pd.read_parquet(export_records(RECORDS, tmp_path / "r.parquet"))
     pd.testing.assert_frame_equal(parquet, to_frame(RECORDS), check_dtype=False)
@@ -142,8 +142,8 @@ def test_plots_write_pngs(tmp_path) -> None:
     pytest.importorskip("matplotlib", reason="the plots extra is not installed")
     import numpy as np
 
-    from evaluate import plots
-    from evaluate.ausuc import seen_unseen_curve
+    from zsgm.evaluate import plots
+    from zsgm.evaluate.ausuc import seen_unseen_curve
 
     def size(path) -> tuple[int, int]:
         head = path.read_bytes()[:24]

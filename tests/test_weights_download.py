@@ -7,9 +7,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from extract import backbones, weights
-from extract.errors import ZsgmError
-from pipelines.cli import main
+from zsgm.extract import backbones, weights
+from zsgm.core.errors import ZsgmError
+from zsgm.pipelines.cli import main
 
 
 def test_study_tags_follow_the_study():

@@ -6,10 +6,10 @@ import pytest
 import scipy.io as sio
 import torch
 
-from extract.errors import ZsgmError
-from extract.featureset import FeatureSet, fit_normaliser
-from extract.specs import DATASETS
-from extract.xlsa17 import from_xlsa17, read_split_file, to_xlsa17
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.featureset import FeatureSet, fit_normaliser
+from zsgm.extract.specs import DATASETS
+from zsgm.extract.xlsa17 import from_xlsa17, read_split_file, to_xlsa17
 
 
 @pytest.mark.parametrize("name", sorted(DATASETS))

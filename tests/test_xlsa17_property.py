@@ -17,10 +17,10 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from extract.errors import ZsgmError
-from extract.featureset import check_splits
-from extract.specs import DatasetSpec
-from extract.xlsa17 import from_xlsa17, read_features_file, read_split_file
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.featureset import check_splits
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import from_xlsa17, read_features_file, read_split_file
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck), derandomize=False)
 DTYPES = [np.float64, np.float32, np.int64, np.int32, np.uint8, np.int16, np.bool_, np.complex64]

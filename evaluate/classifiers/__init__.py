@@ -6,7 +6,7 @@ means the same whatever the number of classes (validation and test problems diff
 """
 from __future__ import annotations
 
-from extract.registry import Registry
+from zsgm.core.registry import Registry
 
 CLASSIFIERS = Registry("classifier")
 register = CLASSIFIERS.register
@@ -19,4 +19,4 @@ def build(name: str, options: dict):
     return cls(cls.Options(**options))
 
 
-from evaluate.classifiers import knn, prototype, softmax  # noqa: E402,F401  (registration)
+from zsgm.evaluate.classifiers import knn, prototype, softmax  # noqa: E402,F401  (registration)

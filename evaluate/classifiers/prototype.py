@@ -15,9 +15,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from extract.training import adam, cuda_graphs_wanted, train_minibatch
+from zsgm.core.training import adam, cuda_graphs_wanted, train_minibatch
 
-from evaluate.classifiers import register
+from zsgm.evaluate.classifiers import register
 
 
 class PrototypeNet(nn.Module):

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from extract.training import adam, cuda_graphs_wanted, train_minibatch
+from zsgm.core.training import adam, cuda_graphs_wanted, train_minibatch
 
-from evaluate.classifiers import register
+from zsgm.evaluate.classifiers import register
 
 
 @register("softmax", "linear softmax over all classes on real seen + synthetic unseen features (f-CLSWGAN)")

@@ -11,12 +11,12 @@ from typing import Callable
 
 import numpy as np
 
-from extract.errors import ZsgmError
-from extract.logs import log
-from extract.layouts import apy, awa, cub, flo, sun
-from extract.layouts.base import RawDataset, Record, check_alignment, keep_present, seen_from_lists, val_classes_for
-from extract.specs import get_spec
-from extract.xlsa17 import read_split_file
+from zsgm.core.errors import ZsgmError
+from zsgm.core.logs import log
+from zsgm.extract.layouts import apy, awa, cub, flo, sun
+from zsgm.extract.layouts.base import RawDataset, Record, check_alignment, keep_present, seen_from_lists, val_classes_for
+from zsgm.extract.specs import get_spec
+from zsgm.extract.xlsa17 import read_split_file
 
 # folder (as the xlsa17 release names it) → scanner
 LAYOUTS: dict[str, Callable] = {"CUB": cub.scan, "FLO": flo.scan, "AWA1": awa.scan, "AWA2": awa.scan,

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extract.errors import ZsgmError
-from extract.layouts.base import Record, first_existing, read_lines
-from extract.specs import DatasetSpec
-from extract.xlsa17 import SplitFile
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.layouts.base import Record, first_existing, read_lines
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import SplitFile
 
 HINT = "APY needs attribute_data/{apascal_train,apascal_test,ayahoo_test}.txt from the aPascal/aYahoo release"
 FILES = ("apascal_train.txt", "apascal_test.txt", "ayahoo_test.txt")

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extract.layouts.base import Record, first_existing
-from extract.layouts.folders import scan_class_folders
-from extract.specs import DatasetSpec
-from extract.xlsa17 import SplitFile
+from zsgm.extract.layouts.base import Record, first_existing
+from zsgm.extract.layouts.folders import scan_class_folders
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import SplitFile
 
 
 def scan(spec: DatasetSpec, folder: Path, split: SplitFile) -> tuple[list[Record], set[int] | None, list[str]]:

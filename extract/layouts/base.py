@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.errors import ZsgmError
-from extract.files import stable_hash
-from extract.specs import DatasetSpec
-from extract.xlsa17 import SplitFile, class_list_dir, validation_classes
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import stable_hash
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import SplitFile, class_list_dir, validation_classes
 
 Box = tuple[int, int, int, int]
 

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
-from extract.errors import ZsgmError
-from extract.layouts.base import Record, first_existing, read_lines
-from extract.specs import DatasetSpec
-from extract.xlsa17 import SplitFile
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.layouts.base import Record, first_existing, read_lines
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import SplitFile
 
 HINT = ("CUB needs CUB_200_2011/{images.txt, image_class_labels.txt, classes.txt} and the images in "
         "CUB_200_2011/images/<class>/ (or CUB/images/<class>/) from the official CUB_200_2011.tgz")

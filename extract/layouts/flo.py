@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io as sio
 
-from extract.errors import ZsgmError
-from extract.layouts.base import Record, first_existing
-from extract.specs import DatasetSpec
-from extract.xlsa17 import SplitFile
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.layouts.base import Record, first_existing
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import SplitFile
 
 HINT = ("FLO needs imagelabels.mat and setid.mat (from the Oxford-102 release) in FLO/ or FLO/oxford102/, "
         "and the images in FLO/jpg/ (or FLO/images/<label>/)")

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import scipy.io as sio
 
-from extract.errors import ZsgmError
-from extract.layouts.base import Record
-from extract.specs import DatasetSpec
-from extract.xlsa17 import SplitFile
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.layouts.base import Record
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import SplitFile
 
 IMAGE_EXT = (".jpg", ".jpeg", ".png")
 

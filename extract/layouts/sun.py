@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from extract.errors import ZsgmError
-from extract.layouts.base import Record, first_existing
-from extract.layouts.folders import images_in, scan_class_folders
-from extract.specs import DatasetSpec
-from extract.xlsa17 import SplitFile
+from zsgm.core.errors import ZsgmError
+from zsgm.extract.layouts.base import Record, first_existing
+from zsgm.extract.layouts.folders import images_in, scan_class_folders
+from zsgm.extract.specs import DatasetSpec
+from zsgm.extract.xlsa17 import SplitFile
 
 
 def _class_dirs(image_dir: Path) -> dict[str, Path]:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import torch
 
-from generate.config import GeneratorConfig
-from generate.family import Family
-from generate.nets import ridge_map, with_bias
-from generate.registry import register
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.family import Family
+from zsgm.generate.nets import ridge_map, with_bias
+from zsgm.generate.registry import register
 
 
 class ClosedForm(Family):

@@ -18,10 +18,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from generate.config import GeneratorConfig
-from generate.family import Family
-from generate.nets import mlp
-from generate.registry import register
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.family import Family
+from zsgm.generate.nets import mlp
+from zsgm.generate.registry import register
 
 
 class ConditionalAutoencoder(nn.Module):

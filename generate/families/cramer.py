@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import torch
 
-from generate.family import Family
-from generate.nets import ConditionalCritic
-from generate.registry import register
+from zsgm.generate.family import Family
+from zsgm.generate.nets import ConditionalCritic
+from zsgm.generate.registry import register
 
 
 def l2(x: torch.Tensor) -> torch.Tensor:

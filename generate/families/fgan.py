@@ -54,10 +54,10 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from extract.errors import ZsgmError
-from generate.config import GeneratorConfig
-from generate.families.gan_losses import LogitGAN
-from generate.registry import register
+from zsgm.core.errors import ZsgmError
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.families.gan_losses import LogitGAN
+from zsgm.generate.registry import register
 
 Fn = Callable[[torch.Tensor], torch.Tensor]
 LOG2 = math.log(2.0)

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 
 import torch
 
-from generate.config import GeneratorConfig
-from generate.family import Family
-from generate.registry import register
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.family import Family
+from zsgm.generate.registry import register
 
 
 def second_moment_constraint(f_real: torch.Tensor, f_fake: torch.Tensor) -> torch.Tensor:

@@ -21,8 +21,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from generate.family import Family
-from generate.registry import register
+from zsgm.generate.family import Family
+from zsgm.generate.registry import register
 
 
 # ---------------------------------------------------------------- losses on logits

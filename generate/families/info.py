@@ -21,11 +21,11 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from generate.config import GeneratorConfig
-from generate.families.gan_losses import bce_critic, nonsaturating_generator
-from generate.family import Family
-from generate.nets import ConditionalCritic
-from generate.registry import register
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.families.gan_losses import bce_critic, nonsaturating_generator
+from zsgm.generate.family import Family
+from zsgm.generate.nets import ConditionalCritic
+from zsgm.generate.registry import register
 
 
 def info_loss(cat_logits: torch.Tensor, cat_codes: torch.Tensor, cont_mean: torch.Tensor,

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from generate.family import Family
-from generate.registry import register
+from zsgm.generate.family import Family
+from zsgm.generate.registry import register
 
 
 @register("wgan", "WGAN-GP + classification loss (f-CLSWGAN, Xian et al. 2018)")

@@ -14,7 +14,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from extract import backbones, weights
+    from zsgm.extract import backbones, weights
 
     names = args.names or list(backbones.SEED_BACKBONES)
     rows = []

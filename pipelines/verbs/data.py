@@ -35,14 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from extract import datacheck
-    from extract.errors import ZsgmError
-    from extract.logs import show_progress
-    from extract.specs import get_spec
+    from zsgm.extract import datacheck
+    from zsgm.core.errors import ZsgmError
+    from zsgm.core.logs import show_progress
+    from zsgm.extract.specs import get_spec
 
     names = [get_spec(n).name for n in args.datasets]  # unknown names fail before anything is fetched
     if args.action == "fetch":
-        from extract import fetch
+        from zsgm.extract import fetch
 
         pins = fetch.parse_pins(args.sha256)
         for name in names:

@@ -18,9 +18,9 @@ def add_arguments(p) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from extract.errors import ZsgmError
-    from extract.featureset import FeatureSet
-    from extract.xlsa17 import export_locations, to_xlsa17
+    from zsgm.core.errors import ZsgmError
+    from zsgm.extract.featureset import FeatureSet
+    from zsgm.extract.xlsa17 import export_locations, to_xlsa17
 
     fs = FeatureSet.load(args.features)
     split_name = args.split_name or ("sent_splits.mat" if fs.dataset == "cub_sent" else "att_splits.mat")

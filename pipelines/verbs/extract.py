@@ -53,13 +53,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pipelines.params import check_extract_args
+    from zsgm.pipelines.params import check_extract_args
 
     check_extract_args(args)  # every number and the device, before an image is listed or a model built
-    from extract.logs import show_progress
-    from extract.extractor import EngineConfig
-    from extract.job import ExtractRequest, run as run_job
-    from extract.scratch import ScratchConfig
+    from zsgm.core.logs import show_progress
+    from zsgm.extract.extractor import EngineConfig
+    from zsgm.extract.job import ExtractRequest, run as run_job
+    from zsgm.extract.scratch import ScratchConfig
 
     import os
 

@@ -1,7 +1,7 @@
 """``zsgm gzsl``: one GZSL run; prints a final line ``U=.. S=.. H=..`` (or JSON with --json)."""
 from __future__ import annotations
 
-from pipelines.config import NOISE, SELECTIONS, RunConfig
+from zsgm.pipelines.config import NOISE, SELECTIONS, RunConfig
 
 HELP = "train a generative model, synthesise unseen features, evaluate U/S/H (default: the bundled demo)"
 
@@ -41,8 +41,8 @@ def add_arguments(p) -> None:
 
 
 def config_from_args(args) -> RunConfig:
-    from pipelines.grid import parse_sets
-    from pipelines.params import CLI_FLAGS
+    from zsgm.pipelines.grid import parse_sets
+    from zsgm.pipelines.params import CLI_FLAGS
 
     return RunConfig.from_dict({
         "data": args.data, "features": args.features, "backbone": args.backbone, "model": args.model,
@@ -54,13 +54,13 @@ def config_from_args(args) -> RunConfig:
 
 
 def run(args) -> int:
-    from extract.logs import show_progress
-    from pipelines.gzsl import final_line, record_json, run_gzsl
+    from zsgm.core.logs import show_progress
+    from zsgm.pipelines.gzsl import final_line, record_json, run_gzsl
 
     record = run_gzsl(config_from_args(args), progress=show_progress(not args.no_progress))
     if not args.keep_checkpoints:
-        from evaluate.records import default_runs_dir
-        from pipelines.runner import drop_checkpoints
+        from zsgm.evaluate.records import default_runs_dir
+        from zsgm.pipelines.runner import drop_checkpoints
 
         drop_checkpoints(default_runs_dir(), record["id"])
     print(final_line(record))

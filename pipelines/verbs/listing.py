@@ -20,13 +20,13 @@ def add_arguments(parser, verb: str) -> None:
 
 def run(args) -> int:
     if args.verb == "datasets":
-        from extract.specs import DATASETS
+        from zsgm.extract.specs import DATASETS
 
         if args.names:
             print("\n".join(list(DATASETS) + ["demo"]))
             return 0
-        from extract.project import data_root
-        from extract.datacheck import check
+        from zsgm.core.project import data_root
+        from zsgm.extract.datacheck import check
 
         root = data_root(args.data_root)
         print(f"# data root {root} (--data-root / $ZSGM_DATA)")
@@ -41,11 +41,11 @@ def run(args) -> int:
             print(f"{name:<{width}}  {desc}")
         return 0
     elif args.verb == "models":
-        from generate.registry import MODELS
+        from zsgm.generate.registry import MODELS
 
         rows = [(name, entry.description) for name, entry in MODELS.items()]
     else:
-        from evaluate.classifiers import CLASSIFIERS
+        from zsgm.evaluate.classifiers import CLASSIFIERS
 
         rows = [(name, entry.description) for name, entry in CLASSIFIERS.items()]
     width = max(len(r[0]) for r in rows)

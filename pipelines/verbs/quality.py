@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 
+from zsgm.pipelines.config import BUDGETS
+
 HELP = ("run the standard configurations x seeds on every real FeatureSet at hand (validation-selected, the "
         "oracle beside it) and write mean ± std with the targets to quality/results/<date>.md")
 
@@ -11,7 +13,7 @@ def add_arguments(p) -> None:
     p.add_argument("--features", action="append", default=[], metavar="FILE",
                    help="another FeatureSet to measure (repeatable), besides the demo and the staged ones")
     p.add_argument("--seeds", type=int, help="seeds per configuration (default: the suite's, 3)")
-    p.add_argument("--budget", default="auto", choices=("auto", "cpu", "seed"),
+    p.add_argument("--budget", default="auto", choices=BUDGETS,
                    help="auto: the seed's budget on a GPU, the declared CPU budget otherwise")
     p.add_argument("--configurations", help="comma-separated names from configs/quality.yaml (default: all)")
     p.add_argument("--selections", default="validation,oracle", help="validation,oracle (default both)")
@@ -26,7 +28,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from pipelines.quality import QualityRequest, run as run_suite, to_markdown
+    from zsgm.pipelines.quality import QualityRequest, run as run_suite, to_markdown
 
     split = (lambda s: [x.strip() for x in s.split(",") if x.strip()])
     report = run_suite(QualityRequest(

@@ -34,7 +34,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def find_record(records: list[dict], key: str, store: Path) -> dict:
     """The latest record whose id is ``key`` (or starts with it, when that is unique)."""
-    from extract.errors import ZsgmError
+    from zsgm.core.errors import ZsgmError
 
     ids = list(dict.fromkeys(r["id"] for r in records if "id" in r))
     if key in ids:
@@ -56,8 +56,8 @@ def find_record(records: list[dict], key: str, store: Path) -> dict:
 def config_of(record: dict, data_root: str | None, device: str | None):
     """The record's RunConfig, with hyper-parameters pinned to the recorded ones where the
     shipped defaults have changed since (so that the rerun computes what the record computed)."""
-    from extract.errors import ZsgmError
-    from pipelines.config import RUN_FIELDS_IN_HP, RunConfig, flat_hp, resolve
+    from zsgm.core.errors import ZsgmError
+    from zsgm.pipelines.config import RUN_FIELDS_IN_HP, RunConfig, flat_hp, resolve
 
     if not isinstance(record.get("config"), dict):
         raise ZsgmError(f"record {record.get('id')} stores no config; it cannot be re-run")
@@ -110,11 +110,11 @@ def compare(old: dict, new: dict, tolerance: float) -> dict[str, dict]:
 
 
 def run(args) -> int:
-    from evaluate.records import append_record, default_store, read_records
-    from extract.errors import ZsgmError
-    from extract.logs import show_progress
-    from extract.project import versions
-    from pipelines.gzsl import run_gzsl
+    from zsgm.evaluate.records import append_record, default_store, read_records
+    from zsgm.core.errors import ZsgmError
+    from zsgm.core.logs import show_progress
+    from zsgm.core.project import versions
+    from zsgm.pipelines.gzsl import run_gzsl
 
     store = Path(args.store) if args.store else default_store()
     if not store.is_file():

@@ -19,7 +19,7 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from evaluate.records import (LIST_COLUMNS, default_store, export_records, filter_records, latest_by_id,
+    from zsgm.evaluate.records import (LIST_COLUMNS, default_store, export_records, filter_records, latest_by_id,
                                   markdown_frame, parse_filters, read_records, to_frame)
 
     records = read_records()

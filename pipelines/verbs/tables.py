@@ -9,6 +9,8 @@ import logging
 import sys
 from pathlib import Path
 
+from zsgm.pipelines.config import BUDGETS
+
 HELP = "run/resume an experiment grid (local processes or Ray) and render its comparison tables"
 log = logging.getLogger("zsgm.tables")
 # What the eval_* entries of history.json (the run's last training) were measured on:
@@ -23,6 +25,9 @@ def add_arguments(p) -> None:
     p.add_argument("--exp", default="demo", help="experiment name under pipelines/configs/experiments/ "
                    "(demo, models, tricks, backbones) or a YAML path; default demo")
     p.add_argument("--seeds", type=int, help="run seeds 0..N-1 instead of the config's seeds")
+    p.add_argument("--budget", choices=BUDGETS, help="run budget of every GZSL cell (pipelines/configs/budgets.yaml): "
+                   "seed, cpu, or auto (seed on a GPU, cpu otherwise); default: the experiment's own (budget:), "
+                   "else seed")
     # The same flags mean the same things as in zsgm gzsl: --set a model hyper-parameter, --clf-set a
     # classifier option; --cell a RunConfig field (what zsgm gzsl takes as typed flags).
     p.add_argument("--cell", action="append", default=[], metavar="FIELD=VALUE",
@@ -53,10 +58,10 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from evaluate.records import default_store, finished_ids, read_records, results_dir
-    from extract.logs import show_progress
-    from pipelines.grid import load_experiment, parse_sets
-    from pipelines.runner import make_executor, run_plan
+    from zsgm.evaluate.records import default_store, finished_ids, read_records, results_dir
+    from zsgm.core.logs import show_progress
+    from zsgm.pipelines.grid import load_experiment, parse_sets
+    from zsgm.pipelines.runner import make_executor, run_plan
 
     sets = parse_sets(args.cell, "--cell")
     for field, flag, items in (("hp", "--set", args.set), ("clf_hp", "--clf-set", args.clf_set)):
@@ -65,9 +70,10 @@ def run(args) -> int:
     for key, value in (("data_root", args.data_root), ("device", args.device)):
         if value is not None:
             sets[key] = value
-    plan = load_experiment(args.exp, seeds=args.seeds, sets=sets, gpus_per_cell=args.gpus_per_cell)
+    plan = load_experiment(args.exp, seeds=args.seeds, sets=sets, gpus_per_cell=args.gpus_per_cell,
+                           budget=args.budget)
     if args.jobs < 1:
-        from extract.errors import ZsgmError
+        from zsgm.core.errors import ZsgmError
 
         raise ZsgmError(f"--jobs must be >= 1, got {args.jobs}")
     if args.dry_run:
@@ -92,9 +98,11 @@ def run(args) -> int:
 
 def dry_run_text(plan, done: set[str]) -> str:
     lines = [f"{plan.name}: {len(plan.gzsl_cells)} GZSL cell(s), {len(plan.extract_cells)} extraction cell(s) "
-             f"({plan.source})"]
+             f"({plan.source}), budget {plan.budget}"]
+    from zsgm.pipelines.grid import extraction_output
+
     for cell in plan.cells:
-        if cell.id in done:
+        if cell.id in done or cell.kind == "extract" and extraction_output(cell).is_file():
             state = "done"
         elif cell.missing:
             state = "n/a (missing " + "; ".join(cell.missing) + ")"
@@ -108,9 +116,9 @@ def dry_run_text(plan, done: set[str]) -> str:
 
 def write_tables(plan, records: list[dict], out: Path) -> list[str]:
     """Each table of the plan as .md, .csv and .tex under ``out``; returns the Markdown texts."""
-    from evaluate.tables import build_table, to_csv, to_latex, to_markdown
-    from extract.files import atomic_write_text
-    from pipelines.runner import plan_rows
+    from zsgm.evaluate.tables import build_table, to_csv, to_latex, to_markdown
+    from zsgm.core.files import atomic_write_text
+    from zsgm.pipelines.runner import plan_rows
 
     recs, missing, order = plan_rows(plan, records)
     texts = []
@@ -128,14 +136,14 @@ def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
     import json
 
     try:
-        from evaluate import plots
+        from zsgm.evaluate import plots
         plots._pyplot()
     except Exception as exc:  # the plots extra is optional
         log.warning("no plots: %s", exc)
         return []
-    from evaluate.tables import build_table
-    from evaluate.records import default_runs_dir
-    from pipelines.runner import plan_rows
+    from zsgm.evaluate.tables import build_table
+    from zsgm.evaluate.records import default_runs_dir
+    from zsgm.pipelines.runner import plan_rows
 
     recs, missing, order = plan_rows(plan, records)
     written = []
@@ -143,6 +151,9 @@ def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
         table = build_table(spec, recs, missing, order)
         if any(s.mean is not None for s in table.cells.values()):
             written.append(plots.h_bars(table, out / f"{spec.name}_H.png"))
+            kinds = {str(rk[spec.rows.index("pretrained")]) for rk in table.row_keys} if "pretrained" in spec.rows else ()
+            if {"pretrained", "scratch"} <= set(kinds) and spec.rows[-1] != "pretrained":
+                written.append(plots.pretrained_vs_scratch(table, out / f"{spec.name}_pretrained_vs_scratch.png"))
     runs = default_runs_dir()
     firsts: dict[str, dict] = {}  # one run per row of the first table (its lowest finished seed)
     spec = plan.tables[0]

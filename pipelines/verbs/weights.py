@@ -24,8 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _names(args: argparse.Namespace) -> list[str]:
-    from extract import backbones
-    from extract.errors import ZsgmError
+    from zsgm.extract import backbones
+    from zsgm.core.errors import ZsgmError
 
     names = list(args.names)
     if getattr(args, "study", False) or (args.action == "list" and not names):
@@ -36,8 +36,8 @@ def _names(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from extract import backbones, weights
-    from extract.errors import ZsgmError
+    from zsgm.extract import backbones, weights
+    from zsgm.core.errors import ZsgmError
 
     names = _names(args)
     for n in names:

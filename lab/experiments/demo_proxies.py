@@ -9,7 +9,7 @@ test-unseen classes) is ever read. Each proxy runs under the demo's dataset laye
 does. For each variant it prints the mean validation-selected test H over proxies x seeds (and
 the oracle's with --oracle) and appends every run to a JSON-lines file:
 
-    python bench/experiments/demo_proxies.py --seeds 0 1 --out /tmp/proxies.jsonl \\
+    python lab/experiments/demo_proxies.py --seeds 0 1 --out /tmp/proxies.jsonl \\
         'default={}' 'no mix={"clf_hp": {"real_mix": 0}}' 'ridge={"model": "ridge"}'
 
 A variant is a JSON object of RunConfig fields (model, classifier, noise, hp, clf_hp, epochs,
@@ -25,7 +25,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,9 +33,8 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from extract.featureset import FeatureSet  # noqa: E402
+from zsgm.extract.featureset import FeatureSet  # noqa: E402
 
 CUB50 = ROOT.parent / "shared" / "data" / "features" / "cub50_lite0.safetensors"
 
@@ -80,8 +78,8 @@ def run_one(job: tuple) -> dict:
     import logging
 
     logging.disable(logging.WARNING)
-    import pipelines.config as config
-    from pipelines.gzsl import run_gzsl
+    import zsgm.pipelines.config as config
+    from zsgm.pipelines.gzsl import run_gzsl
 
     config.DEMO_DIR = Path(path).parent  # the proxies stand in for the demo: they get its layer
     work = Path(keep) / f"{name}-{Path(path).stem}" if keep else Path(tempfile.mkdtemp(prefix="proxy-run"))

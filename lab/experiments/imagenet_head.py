@@ -3,7 +3,7 @@ mean over a class's images of the head's top softmax probability, per class and 
 (training / validation / unseen classes). A diagnostic for why validation U runs above test U:
 whether the validation classes are ImageNet-like and the xlsa17 unseen ones are not.
 
-    python bench/experiments/imagenet_head.py [FEATURESET ...]   # default: the demo and CUB-50
+    python lab/experiments/imagenet_head.py [FEATURESET ...]   # default: the demo and CUB-50
 
 Reads the packaged Lite0 checkpoint (zsgm[lite]); the FeatureSets' features are the pooled
 1280-d inputs of its classifier.
@@ -14,11 +14,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from extract.featureset import FeatureSet  # noqa: E402
-from extract.project import shared_data_root  # noqa: E402
-from pipelines.gzsl import demo_path  # noqa: E402
+from zsgm.extract.featureset import FeatureSet  # noqa: E402
+from zsgm.core.project import shared_data_root  # noqa: E402
+from zsgm.pipelines.gzsl import demo_path  # noqa: E402
 
 
 def imagenet_head() -> torch.nn.Linear:

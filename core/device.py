@@ -5,7 +5,7 @@ import os
 
 import torch
 
-from extract.errors import ZsgmError
+from zsgm.core.errors import ZsgmError
 
 
 def pick_device(name: str | None = None) -> torch.device:

@@ -4,29 +4,27 @@ A cramer generator (the bench's cpu budget, 5 epochs) synthesises 400 features p
 class once; the classifier is then fitted with each ``batch,lr,seed[,cuda_graphs]`` given and
 scored on test (γ = 0 and the best γ). This decided the default batch (1024):
 
-    python bench/experiments/prototype_batch.py 1024,5e-4,0 1024,1e-3,0 256,5e-4,0
+    python lab/experiments/prototype_batch.py 1024,5e-4,0 1024,1e-3,0 256,5e-4,0
 
 and on a GPU it times the classifier's CUDA-graph steps against eager ones (a first fit warms up):
 
-    python bench/experiments/prototype_batch.py --device cuda 1024,5e-4,0 1024,5e-4,0,off 1024,5e-4,0 256,5e-4,0,off
+    python lab/experiments/prototype_batch.py --device cuda 1024,5e-4,0 1024,5e-4,0,off 1024,5e-4,0 256,5e-4,0,off
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from evaluate.classifiers.prototype import PrototypeClassifier  # noqa: E402
-from evaluate.metrics import best_gamma, gzsl_evaluate  # noqa: E402
-from evaluate.scoring import make_problem  # noqa: E402
-from generate.engine import Engine, TrainData  # noqa: E402
-from pipelines.bench import BUDGETS, make_featureset, model_config  # noqa: E402
-from pipelines.config import classifier_defaults  # noqa: E402
+from zsgm.evaluate.classifiers.prototype import PrototypeClassifier  # noqa: E402
+from zsgm.evaluate.metrics import best_gamma, gzsl_evaluate  # noqa: E402
+from zsgm.evaluate.scoring import make_problem  # noqa: E402
+from zsgm.generate.engine import Engine, TrainData  # noqa: E402
+from zsgm.bench.suite import BUDGETS, make_featureset, model_config  # noqa: E402
+from zsgm.pipelines.config import classifier_defaults  # noqa: E402
 
 
 def main(specs: list[str], device: torch.device) -> None:

@@ -3,9 +3,9 @@ with settings set over them: what a change does on the staged real FeatureSet, v
 selection sees) beside test H, one JSON line per run. The unchanged side is the suite's own records
 (quality/results/<date>.jsonl).
 
-    python bench/experiments/cub50_cells.py --configurations cramer+tricks none ridge \
+    python lab/experiments/cub50_cells.py --configurations cramer+tricks none ridge \
         --set '{"clf_hp": {"real_mix": 0.0}}'          # bench/results/2026-12-02-cub50-real-mix-0.jsonl
-    python bench/experiments/cub50_cells.py --configurations cramer+tricks f-CLSWGAN \
+    python lab/experiments/cub50_cells.py --configurations cramer+tricks f-CLSWGAN \
         --set '{"epochs": 20}'                          # bench/results/2026-12-02-cub50-epochs-20.jsonl
 
 ``--set`` is a JSON object of RunConfig fields; ``hp`` and ``clf_hp`` are merged into the cell's own.
@@ -13,15 +13,12 @@ selection sees) beside test H, one JSON line per run. The unchanged side is the 
 """
 import argparse
 import json
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from pipelines.quality import QualityRequest, plan  # noqa: E402
+from zsgm.pipelines.quality import QualityRequest, plan  # noqa: E402
 
 MERGED = ("hp", "clf_hp")  # dict fields merged into the cell's own rather than replaced
 
@@ -38,8 +35,8 @@ def one(job):
 
     torch.set_num_threads(1)
     logging.disable(logging.WARNING)
-    from pipelines.config import RunConfig
-    from pipelines.gzsl import run_gzsl
+    from zsgm.pipelines.config import RunConfig
+    from zsgm.pipelines.gzsl import run_gzsl
 
     params = over(cell.params, changes)
     work = Path(tempfile.mkdtemp(prefix="cub50-cells"))

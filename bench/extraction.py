@@ -20,12 +20,12 @@ import time
 from pathlib import Path
 
 import torch
-from extract import backbones, gpu_decode
-from extract.device import pick_device
-from extract.project import shared_data_root
-from extract.extractor import EngineConfig, input_batches
-from extract.images import decode
-from extract.layouts.base import Record
+from zsgm.extract import backbones, gpu_decode
+from zsgm.core.device import pick_device
+from zsgm.core.project import shared_data_root
+from zsgm.extract.extractor import EngineConfig, input_batches
+from zsgm.extract.images import decode
+from zsgm.extract.layouts.base import Record
 
 DEFAULT_BACKBONES = ("tf_efficientnet_lite0", "convnext_tiny", "vit_base_patch16_224")
 

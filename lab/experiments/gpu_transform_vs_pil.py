@@ -5,21 +5,19 @@ transformed by ``extract.gpu_decode`` on ``--device`` (nvJPEG on CUDA; libjpeg-t
 torchvision on the CPU) against PIL + the timm transform; grey-level differences and the
 cosine between the features of a randomly initialised model:
 
-    python bench/experiments/gpu_transform_vs_pil.py [--device cuda] [--images 64]
+    python lab/experiments/gpu_transform_vs_pil.py [--device cuda] [--images 64]
 """
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from extract import backbones, gpu_decode, images  # noqa: E402
-from extract.bench import DEFAULT_BACKBONES, sample_images  # noqa: E402
+from zsgm.extract import backbones, gpu_decode, images  # noqa: E402
+from zsgm.bench.extraction import DEFAULT_BACKBONES, sample_images  # noqa: E402
 
 
 def compare(name: str, files: list[Path], device: torch.device) -> str:

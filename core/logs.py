@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from extract.device import dist_rank
+from zsgm.core.device import dist_rank
 
 log = logging.getLogger("zsgm")
 

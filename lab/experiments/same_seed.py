@@ -3,7 +3,7 @@ validation, oracle and fixed selection; cramer, info, began, f-CLSWGAN; noise on
 U / S / H / ZSL / γ / epochs / re-seeds printed and written to a JSON file. Run it before and after a
 change that should not move a number, and compare the two files:
 
-    python bench/experiments/same_seed.py /tmp/after.json
+    python lab/experiments/same_seed.py /tmp/after.json
 
 (Issue 16's before/after used it at f1fb29c and 16bbed4; the prototype classifier's real_mix, on by
 default since, moves the prototype rows.)
@@ -15,11 +15,10 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from extract.synthetic import planted_featureset  # noqa: E402
-from pipelines.config import RunConfig  # noqa: E402
-from pipelines.gzsl import run_gzsl  # noqa: E402
+from zsgm.testing import planted_featureset  # noqa: E402
+from zsgm.pipelines.config import RunConfig  # noqa: E402
+from zsgm.pipelines.gzsl import run_gzsl  # noqa: E402
 
 torch.set_num_threads(1)
 tmp = Path(tempfile.mkdtemp())

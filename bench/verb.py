@@ -53,8 +53,8 @@ def run(args) -> int:
 
     import torch
 
-    from pipelines.bench import BenchConfig, run_bench, to_markdown, write_results
-    from pipelines.grid import parse_sets
+    from zsgm.bench.suite import BenchConfig, run_bench, to_markdown, write_results
+    from zsgm.pipelines.grid import parse_sets
 
     if args.threads:
         torch.set_num_threads(int(args.threads))

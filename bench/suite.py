@@ -41,10 +41,10 @@ from pathlib import Path
 
 import torch
 
-from extract.device import pick_device
-from extract.errors import ZsgmError
-from extract.files import atomic_write_json, atomic_write_text
-from extract.project import PROJECT_ROOT, versions
+from zsgm.core.device import pick_device
+from zsgm.core.errors import ZsgmError
+from zsgm.core.files import atomic_write_json, atomic_write_text
+from zsgm.core.project import PROJECT_ROOT, versions
 
 log = logging.getLogger("zsgm.bench")
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
@@ -173,7 +173,7 @@ def load_avg() -> list[float] | None:
 
 # ---------------------------------------------------------------- the data
 def make_featureset(budget: Budget, seed: int):
-    from extract.synthetic import planted_featureset
+    from zsgm.testing import planted_featureset
 
     return planted_featureset(counts=budget.counts, n_classes=budget.n_classes, n_unseen=budget.n_unseen,
                               n_val=budget.n_val, feature_dim=budget.feature_dim, seed=seed)
@@ -181,7 +181,7 @@ def make_featureset(budget: Budget, seed: int):
 
 def model_config(model: str, budget: Budget, **extra):
     """The model's GeneratorConfig (its YAML defaults, attribute noise on) under the budget's overrides."""
-    from pipelines.config import generator_defaults
+    from zsgm.pipelines.config import generator_defaults
 
     return generator_defaults(model, **{**budget.hp, **extra})
 
@@ -190,7 +190,7 @@ def model_config(model: str, budget: Budget, **extra):
 def _engine_timer(model: str, config, data, device: torch.device):
     """A warmed-up engine; the returned function times ``iters`` generator iterations
     (each after critic_iters critic steps) and returns seconds."""
-    from generate.engine import Engine
+    from zsgm.generate.engine import Engine
 
     eng = Engine(model, data.features.shape[1], data.attributes.shape[1],
                  dataclasses.replace(config, steps_per_epoch=5), device)
@@ -208,7 +208,7 @@ def _engine_timer(model: str, config, data, device: torch.device):
 
 
 def _reference_timer(model: str, config, prob_cpu, device: torch.device):
-    from pipelines.reference import ReferenceGAN
+    from zsgm.bench.reference import ReferenceGAN
 
     gan = ReferenceGAN(model, config, prob_cpu.train_features, prob_cpu.train_labels, prob_cpu.attributes,
                        prob_cpu.seen, device)
@@ -225,7 +225,7 @@ def _reference_timer(model: str, config, prob_cpu, device: torch.device):
 
 
 def bench_throughput(cfg: BenchConfig, budget: Budget, prob_cpu, device: torch.device, progress) -> list[dict]:
-    from pipelines.gzsl import train_data
+    from zsgm.pipelines.gzsl import train_data
 
     data = train_data(prob_cpu).to(device)
     iters = budget.throughput_iters
@@ -274,8 +274,8 @@ def bench_throughput(cfg: BenchConfig, budget: Budget, prob_cpu, device: torch.d
 # ---------------------------------------------------------------- b. / c. full runs
 def _run_ours(cfg: BenchConfig, budget: Budget, fs_path: Path, model: str, classifier: str, selection: str,
               device: torch.device, work: Path, tag: str, eval_every: int | None = None) -> dict:
-    from pipelines.config import RunConfig
-    from pipelines.gzsl import run_gzsl, val_history
+    from zsgm.pipelines.config import RunConfig
+    from zsgm.pipelines.gzsl import run_gzsl, val_history
 
     # The compared runs train the budget's capped epochs; a time-to-result run trains what the
     # model would by default (the seed study's epochs at the seed budget).
@@ -313,7 +313,7 @@ def time_to_h(history: list[dict], tol: float = 1.0) -> dict:
 
 def _run_reference(budget: Budget, prob_cpu, model: str, classifier: str, device: torch.device,
                    seed: int = 0) -> dict:
-    from pipelines.reference import reference_run
+    from zsgm.bench.reference import reference_run
 
     # the reference's classifier is the field's (its own epochs, batch and width), but for what the budget narrows
     over = budget.clf_hp.get(classifier, {})
@@ -401,7 +401,7 @@ def _pair_row(model: str, clf: str, epochs: int, every: int, ours: list[dict], r
 
 # ---------------------------------------------------------------- e. extraction
 def check_decoders(decoders) -> None:
-    from extract.bench import VARIANTS
+    from zsgm.bench.extraction import VARIANTS
 
     bad = [d for d in decoders if d not in VARIANTS]
     if bad:
@@ -410,7 +410,7 @@ def check_decoders(decoders) -> None:
 
 def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, progress) -> dict:
     try:
-        from extract import bench as xb
+        from zsgm.bench import extraction as xb
     except ImportError as exc:
         return {"status": f"not available ({exc})", "rows": []}
     runs: list[list[dict]] = []
@@ -439,7 +439,7 @@ def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, pro
 
 
 def _decoder_label(row: dict) -> str:
-    from extract.bench import decoder_label
+    from zsgm.bench.extraction import decoder_label
 
     return decoder_label(row)
 
@@ -456,7 +456,7 @@ def bench_demo(cfg: BenchConfig, device: torch.device, progress) -> dict:
         progress(f"demo gzsl (repeat {r + 1}/{cfg.repeats})")
         with tempfile.TemporaryDirectory(prefix="zsgm-bench-demo-") as tmp:
             env = {**os.environ, "ZSGM_RESULTS": str(Path(tmp) / "results")}  # runs/ beside it, fresh
-            cmd = [sys.executable, "-m", "pipelines.cli", "gzsl", "--device", str(device), "--json"]
+            cmd = [sys.executable, "-m", "zsgm.pipelines.cli", "gzsl", "--device", str(device), "--json"]
             t0 = time.perf_counter()
             out = subprocess.run(cmd, cwd=PROJECT_ROOT, env=env, capture_output=True, text=True)
             walls.append(time.perf_counter() - t0)
@@ -520,8 +520,8 @@ def run_bench(cfg: BenchConfig, progress=None, on_section=None) -> dict:
             on_section(result)
 
     if {"pairs", "ttr", "throughput"} & set(cfg.sections):
-        from extract.featureset import FeatureSet
-        from evaluate.scoring import make_problem
+        from zsgm.extract.featureset import FeatureSet
+        from zsgm.evaluate.scoring import make_problem
 
         fs = make_featureset(budget, cfg.seed)
         with tempfile.TemporaryDirectory(prefix="zsgm-bench-") as tmp:

@@ -31,13 +31,13 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from evaluate.classifiers.prototype import PrototypeNet
-from evaluate.metrics import gzsl_evaluate
-from extract.rng import seed_everything
-from generate.config import GeneratorConfig
-from generate.engine import gradient_penalty
-from generate.registry import get as get_model
-from generate.seen_classifier import train_seen_classifier
+from zsgm.evaluate.classifiers.prototype import PrototypeNet
+from zsgm.evaluate.metrics import gzsl_evaluate
+from zsgm.core.rng import seed_everything
+from zsgm.generate.config import GeneratorConfig
+from zsgm.generate.engine import gradient_penalty
+from zsgm.generate.registry import get as get_model
+from zsgm.generate.seen_classifier import train_seen_classifier
 
 
 def _sync(device: torch.device) -> None:

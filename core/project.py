@@ -41,7 +41,7 @@ def versions() -> dict:
         out["timm"] = timm.__version__
     except ImportError:  # pragma: no cover - timm is a hard dependency
         pass
-    from extract import __version__
+    from zsgm import __version__
 
     out["zsgm"] = __version__
     return out

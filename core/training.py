@@ -10,7 +10,7 @@ import math
 
 import torch
 
-from extract.errors import ZsgmError
+from zsgm.core.errors import ZsgmError
 
 
 def adam(params, scheduled: bool = False, **kwargs) -> torch.optim.Adam:

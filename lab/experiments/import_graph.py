@@ -1,8 +1,8 @@
 """The import graph of a zsgm tree: which room imports which, then, for the modules named, the zsgm
 modules each imports (ARCHITECTURE.md's check, extended to modules). Any tree, e.g. an old commit:
 
-    python bench/experiments/import_graph.py . pipelines.gzsl generate.engine
-    git archive 94bbf1c | tar -x -C /tmp/old && python bench/experiments/import_graph.py /tmp/old pipelines.gzsl
+    python lab/experiments/import_graph.py . pipelines.gzsl generate.engine
+    git archive 94bbf1c | tar -x -C /tmp/old && python lab/experiments/import_graph.py /tmp/old pipelines.gzsl
 """
 import ast, pathlib, collections, sys
 root = pathlib.Path(sys.argv[1]); show = sys.argv[2:] 

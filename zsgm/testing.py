@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from extract.project import shared_data_root
-from extract.featureset import FeatureSet
+from zsgm.core.project import shared_data_root
+from zsgm.extract.featureset import FeatureSet
 
 
 def cub_attributes(root: Path | None = None) -> tuple[torch.Tensor, list[str]] | None:
@@ -19,7 +19,7 @@ def cub_attributes(root: Path | None = None) -> tuple[torch.Tensor, list[str]] |
     path = root / "CUB" / "att_splits.mat" if root else None
     if path is None or not path.is_file():
         return None
-    from extract.xlsa17 import read_split_file
+    from zsgm.extract.xlsa17 import read_split_file
 
     split = read_split_file(path)
     return torch.from_numpy(split.att.T.astype(np.float32)), split.class_names

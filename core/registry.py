@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from extract.errors import unknown_name_error
+from zsgm.core.errors import unknown_name_error
 
 
 @dataclasses.dataclass(frozen=True)

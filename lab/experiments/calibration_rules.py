@@ -10,24 +10,21 @@ Run it on runs whose test sets may be read for choosing, i.e. the demo-shaped pr
 (``demo_proxies.py --keep-runs DIR``, built from CUB-50's trainval images), never to choose on the
 demo's or CUB-50's own test sets:
 
-    python bench/experiments/demo_proxies.py --seeds 0 1 --keep-runs /tmp/kept 'cramer={}' ...
-    python bench/experiments/calibration_rules.py /tmp/kept
+    python lab/experiments/demo_proxies.py --seeds 0 1 --keep-runs /tmp/kept 'cramer={}' ...
+    python lab/experiments/calibration_rules.py /tmp/kept
 """
 from __future__ import annotations
 
 import argparse
 import json
 import statistics
-import sys
 from pathlib import Path
 
 import torch
 from safetensors.torch import load_file
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from evaluate.metrics import gamma_grid, gzsl_evaluate  # noqa: E402
+from zsgm.evaluate.metrics import gamma_grid, gzsl_evaluate  # noqa: E402
 
 
 def _curve(t: dict, prefix: str, grid: torch.Tensor) -> list[tuple[float, float, float, float]]:

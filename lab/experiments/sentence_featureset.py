@@ -7,25 +7,22 @@ classes, so this re-labels the staged features instead of extracting them again:
 through the FeatureSet's ``xlsa17_classes``), and the validation classes ``cub_sent`` defines
 (the classes of its ``val_loc`` images inside trainval, read through CUB's image labels):
 
-    python bench/experiments/sentence_featureset.py /tmp/cub50_sent_lite0.safetensors
+    python lab/experiments/sentence_featureset.py /tmp/cub50_sent_lite0.safetensors
     zsgm quality --features /tmp/cub50_sent_lite0.safetensors --jobs 2
 """
 from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 
-from extract.featureset import FeatureSet  # noqa: E402
-from extract.project import shared_data_root  # noqa: E402
-from extract.xlsa17 import read_split_file, validation_classes  # noqa: E402
+from zsgm.extract.featureset import FeatureSet  # noqa: E402
+from zsgm.core.project import shared_data_root  # noqa: E402
+from zsgm.extract.xlsa17 import read_split_file, validation_classes  # noqa: E402
 
 
 def image_labels(cub: Path, class_names: list[str]) -> np.ndarray:
