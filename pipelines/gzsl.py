@@ -150,13 +150,16 @@ def _train_and_select(rc: Resolved, prob: Problem, device, epochs: int, ckpt: Pa
 
 
 def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None = None,
-             progress: bool = True) -> dict:
+             progress: bool = True, featureset: FeatureSet | None = None, keep: dict | None = None) -> dict:
+    """One run; returns its record. ``featureset`` is used instead of loading ``cfg``'s (the Python API's
+    in-memory FeatureSet); ``keep``, a dict, receives the final attempt (its trained engine and problem),
+    the FeatureSet, the resolved settings and the run's folder."""
     cfg.check()
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     get_model(cfg.model)  # unknown names fail before any work
     CLASSIFIERS.get_entry(cfg.classifier)  # likewise for the classifier
-    fs = load_featureset(cfg)
+    fs = featureset if featureset is not None else load_featureset(cfg)
     fs.check_gzsl(str(cfg.features or cfg.data))  # no test images of a split: an error, never a NaN
     rc = resolve(cfg, fs)
     log.info("%s", rc.describe())
@@ -236,6 +239,8 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, rc))
     _save_run(run_dir, record, final, fs)
     append_record(record, store)
+    if keep is not None:
+        keep.update(attempt=final, featureset=fs, resolved=rc, run_dir=run_dir)
     return record
 
 
