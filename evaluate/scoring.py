@@ -36,7 +36,7 @@ class Problem:
 def unit_attributes(att: torch.Tensor) -> torch.Tensor:
     """Class attributes scaled to unit L2 norm per class, the field's habit (xlsa17's ``att`` already is,
     except ``cub_sent``'s sentence embeddings, of norm ~20). Measured on CUB-50 with cub_sent's
-    attributes (bench/results/2026-12-02-cub50-sent.md, 3 seeds): f-CLSWGAN's validation-selected
+    attributes (lab/results/2026-12-02-cub50-sent.md, 3 seeds): f-CLSWGAN's validation-selected
     test H 55.0 raw against 72.0 at unit norm, and raw ones made lsgan's and vae's runs collapse and
     re-seed. Rows already of unit norm are returned as they are, bit for bit, so that runs on such
     files do not move."""

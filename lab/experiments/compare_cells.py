@@ -2,7 +2,7 @@
 records of the same FeatureSet, configuration and seed: validation H (what selection sees) and test H,
 before -> after, with the paired difference and how many seeds rose.
 
-    python lab/experiments/compare_cells.py bench/results/2026-12-02-cub50-prior.jsonl \\
+    python lab/experiments/compare_cells.py lab/results/2026-12-02-cub50-prior.jsonl \\
         --against quality/results/2026-12-02.jsonl
 """
 import argparse

@@ -4,9 +4,9 @@ selection sees) beside test H, one JSON line per run. The unchanged side is the 
 (quality/results/<date>.jsonl).
 
     python lab/experiments/cub50_cells.py --configurations cramer+tricks none ridge \
-        --set '{"clf_hp": {"real_mix": 0.0}}'          # bench/results/2026-12-02-cub50-real-mix-0.jsonl
+        --set '{"clf_hp": {"real_mix": 0.0}}'          # records: git show 43e331b:bench/results/2026-12-02-cub50-real-mix-0.jsonl
     python lab/experiments/cub50_cells.py --configurations cramer+tricks f-CLSWGAN \
-        --set '{"epochs": 20}'                          # bench/results/2026-12-02-cub50-epochs-20.jsonl
+        --set '{"epochs": 20}'                          # records: git show 43e331b:bench/results/2026-12-02-cub50-epochs-20.jsonl
 
 ``--set`` is a JSON object of RunConfig fields; ``hp`` and ``clf_hp`` are merged into the cell's own.
 ``--features FILE`` runs the same cells on another FeatureSet instead (e.g. sentence_featureset.py's).
