@@ -3,7 +3,7 @@ PY      ?= python3
 VENV    := .venv
 BIN     := $(VENV)/bin
 ZSGM    := $(BIN)/zsgm
-EXTRAS  ?= test,lite,cluster,plots
+EXTRAS  ?= test,lite,cluster,plots,tensorboard
 
 DATA     ?=
 MODEL    ?=

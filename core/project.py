@@ -41,7 +41,64 @@ def versions() -> dict:
         out["timm"] = timm.__version__
     except ImportError:  # pragma: no cover - timm is a hard dependency
         pass
-    from zsgm import __version__
+    out["zsgm"] = package_version()
+    return out
 
-    out["zsgm"] = __version__
+
+def package_version() -> str:
+    """zsgm's version, as installed (pyproject takes it from ``zsgm.__version__``); the ground floor
+    reads the package's metadata rather than import the package above it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("zsgm")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
+
+
+def git_info(root: Path | None = None) -> dict:
+    """``{"commit": sha, "dirty": bool}`` of the checkout the code runs from, or ``{}`` where it is
+    not one (an installed wheel) or git is absent. Dirty: tracked files differ from the commit
+    (untracked files do not count)."""
+    import subprocess
+
+    root = Path(root or PROJECT_ROOT)
+    if not (root / ".git").exists():
+        return {}
+    try:
+        commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                timeout=10, check=True).stdout.strip()
+        status = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                                capture_output=True, text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return {}
+    return {"commit": commit, "dirty": bool(status.strip())} if commit else {}
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``, else ``platform.processor()``)."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "processor\t: ")) and ":" in line:
+                name = line.split(":", 1)[1].strip()
+                if name and not name.isdigit():
+                    return name
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def device_info(device: torch.device | str) -> dict:
+    """The device a run actually used: ``{"type": "cuda", "name": <GPU>, "index": i}`` or
+    ``{"type": "cpu", "name": <CPU model>}``, with torch's CPU thread count and the cores visible."""
+    device = torch.device(device)
+    out: dict = {"type": device.type}
+    if device.type == "cuda" and torch.cuda.is_available():
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        out.update(name=torch.cuda.get_device_name(index), index=index)
+    else:
+        out["name"] = cpu_model()
+    out.update(threads=torch.get_num_threads(), cores=os.cpu_count() or 1)
     return out

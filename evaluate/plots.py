@@ -32,6 +32,20 @@ def _pyplot():
     return plt
 
 
+def wrap(title: str, width: int) -> str:
+    """A title broken into lines of at most ``width`` characters: a long one never runs into the
+    next panel's or off the figure."""
+    import textwrap
+
+    return "\n".join(textwrap.fill(line, width) for line in str(title).splitlines()) if title else ""
+
+
+def has_curves(history: Sequence[dict]) -> bool:
+    """Whether a history holds training curves to draw: a loss or an evaluation over at least one epoch
+    (a closed-form baseline's single entry holds neither)."""
+    return any(isinstance(h.get(k), (int, float)) for h in history for k in (*loss_keys(list(history)), "eval_H"))
+
+
 def _save(fig, path: Path) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=130, bbox_inches="tight")
@@ -49,7 +63,8 @@ def h_bars(table: Table, path: str | Path, metric: str = "H") -> Path:
     rows, groups = table.row_keys, table.col_keys
     labels = [" / ".join(row_label(table, rk)) for rk in rows]
     width = 0.8 / max(1, len(groups))
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(rows) * max(1, len(groups)) + 2), 3.8))
+    width_in = max(5.0, 0.55 * len(rows) * max(1, len(groups)) + 2)
+    fig, ax = plt.subplots(figsize=(width_in, 3.8), layout="constrained")
     x = np.arange(len(rows))
     for g, ck in enumerate(groups):
         stats = [table.cells.get((rk, ck, metric)) for rk in rows]
@@ -63,7 +78,7 @@ def h_bars(table: Table, path: str | Path, metric: str = "H") -> Path:
                             textcoords="offset points", ha="center", fontsize=7, color="white")
     ax.set_xticks(x, labels, rotation=30 if len(rows) > 4 else 0, ha="right" if len(rows) > 4 else "center")
     ax.set_ylabel(f"{metric} (%) — mean ± std over seeds")
-    ax.set_title(table.spec.title or table.spec.name)
+    ax.set_title(wrap(table.spec.title or table.spec.name, int(width_in * 11)))
     if len(groups) > 1:
         ax.legend(fontsize=8)
     ax.grid(axis="y", alpha=0.3)
@@ -106,8 +121,9 @@ def pretrained_vs_scratch(table: Table, path: str | Path, metric: str = "H") -> 
         handles, labels = ax.get_legend_handles_labels()
         uniq.update({lab: h for h, lab in zip(handles, labels) if lab not in uniq})
     fig.legend(uniq.values(), uniq.keys(), loc="lower center", ncol=len(uniq), fontsize=8, bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(spec.title or spec.name, fontsize=11)
-    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    title = wrap(spec.title or spec.name, int(fig.get_figwidth() * 11))
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0, 0.06, 1, 1 - 0.05 * (title.count("\n") + 1)))  # room for every title line
     return _save(fig, Path(path))
 
 
@@ -141,9 +157,14 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     import textwrap
 
     plt = _pyplot()
+    if not has_curves(history):
+        raise ZsgmError(f"{path}: the history holds no losses and no evaluations to plot (a closed-form model); "
+                        f"check has_curves() first")
     evals = any(isinstance(h.get("eval_H"), (int, float)) for h in history)
     # A run that scored nothing while training (a retraining, a fixed budget) gets the losses alone.
-    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 5.5, 3.6), squeeze=False)
+    # Constrained layout: the figure's title sits above the panels' titles, never on them.
+    fig, axes = plt.subplots(1, 2 if evals else 1, figsize=(10 if evals else 5.5, 3.6), squeeze=False,
+                             layout="constrained")
     left, right = axes[0][0], (axes[0][1] if evals else None)
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     losses = loss_keys(list(history))
@@ -166,7 +187,7 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
         if not few:
             left.xaxis.set_major_locator(_integer_ticks())
         if title:
-            fig.suptitle(title, fontsize=10)
+            fig.suptitle(wrap(title, 60), fontsize=10)
         return _save(fig, Path(path))
     for k, style in (("eval_U", "--"), ("eval_S", ":"), ("eval_H", "-")):
         pts = [(e, h[k]) for e, h in zip(epochs, history) if isinstance(h.get(k), (int, float))]
@@ -181,7 +202,7 @@ def training_curves(history: Sequence[dict], path: str | Path, title: str = "",
     right.grid(alpha=0.3)
     right.legend(fontsize=7)
     if title:
-        fig.suptitle(title, fontsize=10)
+        fig.suptitle(wrap(title, 110), fontsize=10)
     return _save(fig, Path(path))
 
 

@@ -32,9 +32,11 @@ def default_store() -> Path:
 
 
 def default_runs_dir() -> Path:
-    """``runs/`` beside the results folder (the project's ``runs/`` by default): each run's losses,
-    validation metrics, per-class accuracy and checkpoint."""
-    return results_dir().parent / "runs"
+    """Where each run keeps its losses, validation metrics, per-class accuracy and checkpoints:
+    ``runs/`` inside the folder ``$ZSGM_RESULTS`` names, else the project's ``runs/``."""
+    if os.environ.get("ZSGM_RESULTS"):
+        return results_dir() / "runs"
+    return PROJECT_ROOT / "runs"
 
 
 # The headline metrics: a record whose metric is not a finite number is not a result.

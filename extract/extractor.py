@@ -27,7 +27,7 @@ from zsgm.extract import gpu_decode
 from zsgm.extract.backbones import pooled_features
 from zsgm.core.errors import ZsgmError
 from zsgm.core.files import atomic_path, atomic_write_json
-from zsgm.core.logs import log
+from zsgm.core.logs import ProgressLog, log
 from zsgm.extract.images import ImageList
 from zsgm.extract.layouts.base import Record
 
@@ -164,6 +164,8 @@ def _compute(records, model, transform, work: Path, ranges, pending, cfg: Engine
     total = sum(ranges[s][1] - ranges[s][0] for s in pending)
     bar = tqdm(total=total, unit="img", desc=f"extract (rank {cfg.rank})" if cfg.world_size > 1 else "extract",
                disable=not cfg.progress or cfg.rank != 0, dynamic_ncols=True)
+    # without a bar (output redirected): a line at most every 30 s, with the shards written so far
+    lines = ProgressLog("extract", total, unit="images", enabled=not cfg.progress and cfg.rank == 0, first=False)
     use_amp = device.type == "cuda"  # bf16 on GPU; fp32 on CPU where bf16 is slow and changes numbers
     shard_iter = iter(pending)
     current = next(shard_iter)
@@ -197,6 +199,7 @@ def _compute(records, model, transform, work: Path, ranges, pending, cfg: Engine
                 buf, oks, written = [], [], written + 1
                 current = next(shard_iter, None)
                 _test_hooks(cfg, written)
+            lines.step(done, f"{written}/{len(pending)} shard(s) written")
     bar.close()
     return done
 

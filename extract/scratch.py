@@ -27,7 +27,7 @@ from tqdm import tqdm
 from zsgm.extract import backbones
 from zsgm.core.errors import ZsgmError
 from zsgm.core.files import atomic_path, atomic_torch_save, stable_hash
-from zsgm.core.logs import log
+from zsgm.core.logs import ProgressLog, log
 from zsgm.core.rng import rng_state, seed_everything, set_rng_state
 from zsgm.extract.images import ImageList
 from zsgm.extract.layouts.base import RawDataset
@@ -128,6 +128,8 @@ def train(raw: RawDataset, backbone: str, cfg: ScratchConfig, work: Path, device
                                                         else None)
     loss_fn = torch.nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
     use_amp = device.type == "cuda"
+    # without a bar (output redirected): a line per epoch, and within a long one a line at most every 30 s
+    epochs_log = ProgressLog("scratch epoch", cfg.epochs, start=start, every=0.0, enabled=rank == 0)
     for epoch in range(start, cfg.epochs):
         if sampler is not None:
             sampler.set_epoch(epoch)
@@ -135,7 +137,9 @@ def train(raw: RawDataset, backbone: str, cfg: ScratchConfig, work: Path, device
         total, count = 0.0, 0
         bar = tqdm(loader, desc=f"scratch epoch {epoch + 1}/{cfg.epochs}", unit="batch",
                    disable=not progress or rank != 0, dynamic_ncols=True, leave=False)
-        for x, idx, ok, err in bar:
+        batches = ProgressLog(f"scratch epoch {epoch + 1}/{cfg.epochs}: batch", len(loader),
+                              enabled=not progress and rank == 0, first=False, last=False)
+        for step, (x, idx, ok, err) in enumerate(bar, 1):
             if not bool(ok.all()):
                 i = int(idx[~ok][0])
                 raise ZsgmError(f"cannot decode training image {raw.records[i].path} ({err[int((~ok).nonzero()[0])]})")
@@ -147,9 +151,9 @@ def train(raw: RawDataset, backbone: str, cfg: ScratchConfig, work: Path, device
             opt.step()
             total, count = total + float(loss.detach()) * len(y), count + len(y)
             bar.set_postfix(loss=f"{total / max(count, 1):.3f}")
+            batches.step(step, f"loss {total / max(count, 1):.4f}")
         sched.step(epoch + 1)
-        log.info("scratch epoch %d/%d: loss %.4f (%d images on rank %d)", epoch + 1, cfg.epochs,
-                 total / max(count, 1), count, rank)
+        epochs_log.step(epoch + 1, f"loss {total / max(count, 1):.4f} ({count} images on rank {rank})")
         if rank == 0:
             atomic_torch_save({"key": cfg.key(), "epoch": epoch, "model": model.state_dict(),
                                "optimizer": opt.state_dict(), "scheduler": sched.state_dict(),

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 
 from zsgm.core.errors import ZsgmError
 from zsgm.core.files import atomic_torch_save
-from zsgm.core.logs import log
+from zsgm.core.logs import ProgressLog, log
 from zsgm.core.rng import rng_state, set_rng_state
 from zsgm.core.training import adam, capture_cuda_graph, cuda_graphs_wanted, on_side_stream
 from zsgm.generate.config import GeneratorConfig
@@ -80,6 +80,15 @@ def _center_distance(fake: torch.Tensor, y: torch.Tensor, means: torch.Tensor) -
     fake_means, counts = _class_means(fake, y, means.shape[0])
     present = (counts > 0).to(fake.dtype)
     return ((fake_means - means).pow(2).sum(1) * present).sum() / present.sum()
+
+
+def epoch_text(logs: dict) -> str:
+    """One epoch's history entry for a log line: its losses, and U / S / H where it was scored."""
+    parts = [f"{k.removeprefix('loss_')} {v:.4g}" for k, v in logs.items()
+             if k.startswith("loss_") and isinstance(v, (int, float))]
+    if isinstance(logs.get("eval_H"), (int, float)):
+        parts.append("U {:.1f} S {:.1f} H {:.1f}".format(*(logs.get(f"eval_{m}", float("nan")) for m in "USH")))
+    return ", ".join(parts)
 
 
 class Engine:
@@ -312,7 +321,13 @@ class Engine:
 
     # ------------------------------------------------------------ the loop
     def fit(self, data: TrainData, epochs: int, on_epoch: EpochCallback | None = None,
-            checkpoint: str | Path | None = None, progress: bool = True, desc: str = "") -> "Engine":
+            checkpoint: str | Path | None = None, progress: bool = True, desc: str = "",
+            sink: Callable[[dict], None] | None = None, lines: bool | None = None) -> "Engine":
+        """Train up to ``epochs`` (from where a resumed engine stands). ``progress`` draws a tqdm bar;
+        without one (``lines`` None) a log line goes out on the first and the last epoch, on every
+        epoch the callback scored, and otherwise at most every ``$ZSGM_PROGRESS_SECONDS`` (30 s):
+        epoch, losses, U / S / H when scored, elapsed, ETA (``lines`` False: none). ``sink`` gets each
+        epoch's history entry as it is appended (a TensorBoard writer)."""
         data = data.to(self.device)
         if self.att_scale is None:
             self.att_scale = data.attributes.float().std(0).clamp_min(1e-8)  # every class's semantics
@@ -329,6 +344,8 @@ class Engine:
         self.prepare_regulariser(data)
         bar = tqdm(range(self.epoch, epochs), total=epochs, initial=self.epoch, disable=not progress,
                    desc=desc or self.model, unit="ep", leave=False)
+        report = ProgressLog(f"{desc or self.model}: epoch", epochs, start=self.epoch,
+                             enabled=not progress if lines is None else lines)
         last_save = time.perf_counter()
         for _ in bar:
             t0 = time.perf_counter()
@@ -342,6 +359,9 @@ class Engine:
             self.wall += time.perf_counter() - t0
             logs["wall"] = round(self.wall, 3)
             self.history.append(logs)
+            if sink is not None:
+                sink(logs)
+            report.step(self.epoch, epoch_text(logs), force="eval_H" in logs)
             bar.set_postfix({k: f"{v:.3g}" for k, v in logs.items()
                              if k.startswith("loss_") or k in ("val_H", "H")})
             self.stopped = stop  # saved with the epoch, so that a kill cannot separate the two

@@ -58,9 +58,14 @@ class RunConfig:
     eval_every: int | None = None      # validation every K epochs; None = the model config's
     data_root: str | None = None       # where datasets live (not part of the hash)
     device: str = "auto"               # not part of the hash
+    # The run budget of configs/budgets.yaml its settings were filled from: auto | seed | cpu (auto: seed
+    # on a GPU, cpu otherwise); None: none named (the shared defaults with the dataset's layer, which
+    # is the seed's). Not part of the hash: what the budget sets is (epochs, hp, clf_hp), once applied
+    # (apply_budget).
+    budget: str | None = None
 
-    # Fields that locate data or hardware but do not change what is computed.
-    NON_IDENTITY = ("data_root", "device")
+    # Fields that locate data or hardware, or name where settings came from, but do not change what is computed.
+    NON_IDENTITY = ("data_root", "device", "budget")
 
     def __post_init__(self):
         if isinstance(self.noise, bool):  # records and configs written before the switch had sides
@@ -82,6 +87,10 @@ class RunConfig:
         command-line flags that set them, for the messages."""
         from zsgm.pipelines.params import check_run
 
+        if self.budget is not None and self.budget not in BUDGETS:
+            flag = (flags or {}).get("budget") or f"{source}: budget"
+            raise ZsgmError(f"{flag} {self.budget!r}: unknown; use one of {', '.join(BUDGETS)} "
+                            f"(pipelines/configs/budgets.yaml)")
         check_run(self, source, flags)
 
     @property
@@ -214,7 +223,29 @@ def with_budget(params: dict, budget: str, layer: str) -> dict:
     over = budget_overrides(budget, layer, params.get("model", RunConfig.model),
                             params.get("classifier", RunConfig.classifier))
     return {**over, **params, "hp": {**over["hp"], **params.get("hp", {})},
-            "clf_hp": {**over["clf_hp"], **params.get("clf_hp", {})}}
+            "clf_hp": {**over["clf_hp"], **params.get("clf_hp", {})}, "budget": budget}
+
+
+def apply_budget(cfg: RunConfig, fs=None, source: str = "config") -> RunConfig:
+    """``cfg`` with its named budget (``cfg.budget``: auto resolved by its device) filled in under its
+    own settings, for the FeatureSet's dataset layer; ``cfg`` itself when it names none. Idempotent:
+    a config printed after this (``zsgm gzsl --print-config``) gives the same run again."""
+    if cfg.budget is None:
+        return cfg
+    params = budget_params(cfg.to_dict(), dataset_layer(cfg, fs))
+    if params == cfg.to_dict():
+        return cfg  # applied already (the CLI applies it before it checks, once)
+    return RunConfig.from_dict(params, source)
+
+
+def budget_params(params: dict, layer: str) -> dict:
+    """RunConfig fields ``params`` with the budget they name (``budget``; None: as they are) filled in
+    under them: ``auto`` resolved by their device, run fields left ``None`` taken from the budget."""
+    if params.get("budget") is None:
+        return dict(params)
+    name = resolve_budget(str(params["budget"]), str(params.get("device") or "auto"))
+    params = {k: v for k, v in params.items() if not (k in RUN_FIELDS_IN_HP and v is None)}
+    return {**{k: None for k in RUN_FIELDS_IN_HP}, **with_budget(params, name, layer)}
 
 
 # ---------------------------------------------------------------- the typed settings of a run
@@ -259,7 +290,8 @@ class Resolved:
     def describe(self) -> str:
         g, c = self.generator, self.classifier
         opts = ", ".join(f"{k} {v}" for k, v in sorted(c.options.items()))
-        return (f"budget '{self.budget}': {g.epochs} epochs of batch {g.batch_size}"
+        return (f"budget '{self.run.budget or 'seed'}' (dataset layer '{self.budget}'): "
+                f"{g.epochs} epochs of batch {g.batch_size}"
                 f"{'' if g.steps_per_epoch is None else ' x ' + str(g.steps_per_epoch) + ' steps'}, "
                 f"hidden {g.hidden}, lr {g.lr}, {g.n_synth} synthetic features per class; "
                 + "".join(f"{name} weight {w}; " for name, w in (("classification", g.cls_weight),

@@ -10,6 +10,7 @@ Selection rules:
 """
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -29,12 +30,12 @@ from zsgm.evaluate.selection import diverged, validation_split
 from zsgm.core.device import pick_device
 from zsgm.core.errors import ZsgmError
 from zsgm.extract.featureset import FeatureSet
-from zsgm.core.files import atomic_path, atomic_write_json, stable_hash
+from zsgm.core.files import atomic_path, atomic_write_json, atomic_write_text, stable_hash
 from zsgm.core.project import PROJECT_ROOT, versions
 from zsgm.core.rng import seed_everything
 from zsgm.generate.engine import Engine, TrainData
 from zsgm.generate.registry import get as get_model
-from zsgm.pipelines.config import DEMO_DIR, Resolved, RunConfig, resolve
+from zsgm.pipelines.config import DEMO_DIR, Resolved, RunConfig, apply_budget, resolve
 
 log = logging.getLogger("zsgm.gzsl")
 VAL_HISTORY = "val_history.json"  # in runs/<id>/: the selection run's per-epoch history
@@ -145,16 +146,24 @@ def _train_and_select(rc: Resolved, prob: Problem, device, epochs: int, ckpt: Pa
             out["stop"] = True
         return out
 
-    engine.fit(train_data(prob), epochs, on_epoch if evaluate else None, checkpoint=ckpt, progress=progress, desc=desc)
+    engine.fit(train_data(prob), epochs, on_epoch if evaluate else None, checkpoint=ckpt, progress=progress, desc=desc,
+               **_watching(desc, epochs))
     return engine, best
 
 
 def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None = None,
-             progress: bool = True, featureset: FeatureSet | None = None, keep: dict | None = None) -> dict:
+             progress: bool = True, featureset: FeatureSet | None = None, keep: dict | None = None,
+             keep_checkpoints: bool = False, name: str | None = None, tensorboard: str | Path | None = None,
+             checked: bool = False) -> dict:
     """One run; returns its record. ``featureset`` is used instead of loading ``cfg``'s (the Python API's
     in-memory FeatureSet); ``keep``, a dict, receives the final attempt (its trained engine and problem),
-    the FeatureSet, the resolved settings and the run's folder."""
-    cfg.check()
+    the FeatureSet, the resolved settings and the run's folder. The run's folder is ``runs_dir/<name or
+    id>``; its checkpoints are removed once the record is written unless ``keep_checkpoints``;
+    ``tensorboard``: a folder for TensorBoard event files of the same scalars as ``history.csv``;
+    ``checked``: ``cfg`` was checked already (the CLI's, once per run)."""
+    if not checked:
+        cfg.check()
+    cfg = apply_budget(cfg)  # a named budget's settings, under the run's own (idempotent)
     t0 = time.perf_counter()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     get_model(cfg.model)  # unknown names fail before any work
@@ -170,8 +179,9 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         log.warning("%s has no validation classes: running with selection 'fixed' (the configured %d epochs, "
                     "no search)", fs.dataset, rc.generator.epochs)
         selection = "fixed"
-    run_dir = run_path(cfg, runs_dir)
+    run_dir = run_path(cfg, runs_dir, name)
     run_dir.mkdir(parents=True, exist_ok=True)
+    _start_watching(cfg, rc, run_dir, device, tensorboard)
     _drop_stale_checkpoints(run_dir, {"features": featureset_fingerprint(fs), "resolved": rc.to_dict(),
                                      "selection": selection})
     seen, unseen = fs.seen_classes, fs.unseen_classes
@@ -239,14 +249,15 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, rc))
     _save_run(run_dir, record, final, fs)
     append_record(record, store)
+    _stop_watching(record, run_dir, keep_checkpoints)
     if keep is not None:
         keep.update(attempt=final, featureset=fs, resolved=rc, run_dir=run_dir)
     return record
 
 
-def run_path(cfg: RunConfig, runs_dir: Path | None = None) -> Path:
-    """``runs/<id>/``: the folder a run keeps its history, scores and checkpoints in."""
-    return Path(runs_dir or default_runs_dir()) / cfg.run_id()
+def run_path(cfg: RunConfig, runs_dir: Path | None = None, name: str | None = None) -> Path:
+    """``runs/<id>/`` (or ``runs/<name>/``): the folder a run keeps its history, scores and checkpoints in."""
+    return Path(runs_dir or default_runs_dir()) / (check_run_name(name) if name else cfg.run_id())
 
 
 def val_history(cfg: RunConfig, runs_dir: Path | None = None) -> list[dict]:
@@ -257,13 +268,22 @@ def val_history(cfg: RunConfig, runs_dir: Path | None = None) -> list[dict]:
 
 
 def featureset_fingerprint(fs: FeatureSet) -> str:
-    """A hash of every tensor of ``fs`` (cheap next to training): the same path may hold other features."""
+    """A hash of every tensor of ``fs`` (cheap next to training): the same path may hold other features.
+    Computed once per FeatureSet object (the record states it too)."""
+    cached = getattr(fs, "_fingerprint", None)
+    if cached:
+        return cached
     h = hashlib.sha256()
     for name, t in sorted(fs.tensors().items()):
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         if t.numel():  # an empty tensor has no bytes to view (and a stride that cannot be viewed)
             h.update(t.contiguous().reshape(-1).view(torch.uint8).numpy().data)
-    return h.hexdigest()[:16]
+    digest = h.hexdigest()[:16]
+    try:
+        fs._fingerprint = digest
+    except AttributeError:  # a frozen or slotted FeatureSet: hashed again next time
+        pass
+    return digest
 
 
 def _drop_stale_checkpoints(run_dir: Path, inputs: dict) -> None:
@@ -295,7 +315,9 @@ def _record(cfg, fs, selection, final: Attempt, attempts, seconds, started, rc: 
         # selection then treats classes the features were trained on as unseen (optimistic).
         "selection_saw_val_classes": selection == "validation" and fs.meta.get("pretrained") == "scratch"
         and fs.meta.get("scratch_classes") != "train",
-        "budget": rc.budget, "normalise": cfg.feature_normalisation,
+        # the run budget (configs/budgets.yaml; seed where none was named) and the dataset layer it read
+        "budget": cfg.budget or "seed", "layer": rc.budget, "normalise": cfg.feature_normalisation,
+        **_provenance(fs, final),
         "model": cfg.model, "classifier": cfg.classifier, "tricks": cfg.tricks, "seed": cfg.seed,
         "selection": selection, "U": round(r.U, 2), "S": round(r.S, 2), "H": round(r.H, 2),
         "zsl": round(r.zsl, 2), "epochs": final.epochs, "gamma": round(final.gamma, 4),
@@ -322,8 +344,10 @@ def _gamma_on_test(final: Attempt) -> dict:
 def _save_run(run_dir: Path, record: dict, final: Attempt, fs: FeatureSet) -> None:
     """history.json (per-epoch losses and evaluations), per_class.json, scores.safetensors."""
     atomic_write_json(run_dir / "history.json", final.engine.history)
+    atomic_write_text(run_dir / "history.csv", history_csv(final.engine.history))
     if final.val_history:  # the selection run's per-epoch losses and validation U/S/H
         atomic_write_json(run_dir / VAL_HISTORY, final.val_history)
+        atomic_write_text(run_dir / "val_history.csv", history_csv(final.val_history))
     s, prob = final.scores, final.prob
     acc_s = per_class_accuracy((s.seen - final.gamma * s.seen_mask).argmax(1), prob.eval_seen[1])
     acc_u = per_class_accuracy((s.unseen - final.gamma * s.seen_mask).argmax(1), prob.eval_unseen[1])
@@ -359,3 +383,131 @@ def record_json(record: dict) -> str:
     keys = ("id", "dataset", "backbone", "model", "classifier", "tricks", "seed", "selection", "U", "S", "H", "zsl",
             "epochs", "seconds", "n_classes", "reseeds", "collapsed")
     return json.dumps({k: record.get(k) for k in keys})
+
+
+# ---------------------------------------------------------------- watching a run: estimate, TensorBoard, provenance
+# Set by run_gzsl for the run in progress: its TensorBoard writer, folder and evaluation cadence.
+_WATCH: contextvars.ContextVar[dict] = contextvars.ContextVar("zsgm_gzsl_watch", default={})
+
+
+def check_run_name(name: str) -> str:
+    """``--name``: one folder name (no path separator, not hidden, not '.' or '..')."""
+    text = str(name)
+    if not text.strip() or text.startswith(".") or any(c in text for c in "/\\\0") or text != text.strip():
+        raise ZsgmError(f"--name {name!r}: a run's name is one folder name (no '/', not starting with '.', no "
+                        f"surrounding spaces), e.g. --name cub50-cramer; --out DIR chooses the folder it goes in")
+    return text
+
+
+def tensorboard_writer(log_dir: Path):
+    """torch's SummaryWriter for ``log_dir``, or a clear error where TensorBoard is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise ZsgmError("--tensorboard needs TensorBoard: pip install 'zsgm[tensorboard]' (or pip install "
+                        "tensorboard); history.csv beside history.json holds the same scalars") from exc
+    return SummaryWriter(log_dir=str(log_dir))
+
+
+def _start_watching(cfg: RunConfig, rc: Resolved, run_dir: Path, device, tensorboard) -> None:
+    writer = tensorboard_writer(Path(tensorboard) / run_dir.name) if tensorboard else None
+    if writer is not None:
+        log.info("TensorBoard scalars in %s (tensorboard --logdir %s)", Path(tensorboard) / run_dir.name, tensorboard)
+    _WATCH.set({"writer": writer, "run_dir": run_dir, "every": rc.selection.eval_every, "estimated": set()})
+
+
+def _watching(desc: str, epochs: int) -> dict:
+    """What a training of this run hands the engine besides its callback: a sink for each epoch's history
+    entry that logs the run's estimated duration (after the first epoch, refined after the first
+    evaluation) and writes the scalars to TensorBoard."""
+    ctx = _WATCH.get()
+    if not ctx:
+        return {}
+    phase = desc.rsplit(" ", 1)[-1]  # val | final | oracle | fixed (run_gzsl's descriptions)
+
+    def sink(entry: dict) -> None:
+        epoch = int(entry.get("epoch", 0))
+        _estimate(ctx, phase, epochs, epoch, entry)
+        writer = ctx.get("writer")
+        if writer is not None:
+            for key, value in entry.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool) and key != "epoch":
+                    writer.add_scalar(f"{phase}/{key}", value, epoch)
+
+    return {"sink": sink}
+
+
+def _estimate(ctx: dict, phase: str, epochs: int, epoch: int, entry: dict) -> None:
+    """Log the run's estimated duration from the measured pace: once after the first epoch (training
+    alone, evaluations not yet measured) and once after the first evaluated epoch (with them)."""
+    from zsgm.core.logs import duration
+
+    done = ctx["estimated"]
+    evaluated = "eval_H" in entry
+    key = "eval" if evaluated else "epoch"
+    if phase in ("final",) or key in done or (key == "epoch" and epoch != 1) or epoch < 1:
+        return
+    done.add(key)
+    if evaluated:
+        done.add("epoch")
+    per_epoch = float(entry.get("seconds", 0.0)) / epoch
+    retrain = phase == "val"  # a selection run is followed by a retraining of up to as many epochs on trainval
+    training = per_epoch * epochs * (2 if retrain else 1)
+    then = f", then up to {epochs} on all of trainval" if retrain else ""
+    if not evaluated:
+        log.info("estimated duration: about %s of training (epoch 1 took %.1fs; %d epochs%s)%s",
+                 duration(training), per_epoch, epochs, then,
+                 "; evaluations add to it (measured at the first)" if phase in ("val", "oracle") else "")
+        return
+    n_evals = max(1, sum(1 for e in range(1, epochs + 1) if e % ctx["every"] == 0 or e == epochs))
+    per_eval = max(0.0, float(entry.get("wall", 0.0)) - float(entry.get("seconds", 0.0))) / max(
+        1, sum(1 for e in range(1, epoch + 1) if e % ctx["every"] == 0 or e == epoch))
+    log.info("estimated duration: about %s in all (%.1fs per epoch, %.1fs per evaluation, %d evaluations over "
+             "%d epochs%s)", duration(training + per_eval * (n_evals + (1 if retrain else 0))), per_epoch, per_eval,
+             n_evals, epochs, then)
+
+
+def _stop_watching(record: dict, run_dir: Path, keep_checkpoints: bool) -> None:
+    """After the record is written: the test numbers to TensorBoard, and the checkpoints dropped
+    (``runs/<id>/*.pt``, what a resume needs) unless ``keep_checkpoints``."""
+    ctx = _WATCH.get()
+    writer = ctx.get("writer")
+    if writer is not None:
+        for key in ("U", "S", "H", "zsl"):
+            if isinstance(record.get(key), (int, float)):
+                writer.add_scalar(f"test/{key}", record[key], int(record.get("epochs") or 0))
+        writer.close()
+    _WATCH.set({})
+    if not keep_checkpoints:
+        from zsgm.pipelines.runner import drop_checkpoints
+
+        drop_checkpoints(run_dir.parent, run_dir.name)
+
+
+def _provenance(fs: FeatureSet, final: Attempt) -> dict:
+    """Where a record's numbers come from: the code (git commit and whether the checkout had changes to
+    tracked files; None outside a checkout), the device actually used (GPU name, or CPU model) with torch's
+    thread count, the FeatureSet's hash and the run's folder."""
+    from zsgm.core.project import device_info, git_info
+
+    git = git_info()
+    run_dir = _WATCH.get().get("run_dir")
+    return {"commit": git.get("commit"), "dirty": git.get("dirty"), "device": device_info(final.engine.device),
+            "threads": torch.get_num_threads(), "features_hash": featureset_fingerprint(fs),
+            "run_dir": str(run_dir) if run_dir else None}
+
+
+def history_csv(history: list[dict]) -> str:
+    """A history (one dict per epoch) as CSV: one column per key in order of appearance, nested values
+    (the classifier options chosen) as JSON, absent ones empty."""
+    import csv
+    import io
+
+    columns = list(dict.fromkeys(k for h in history for k in h))
+    buf = io.StringIO()
+    out = csv.writer(buf, lineterminator="\n")
+    out.writerow(columns)
+    for h in history:
+        out.writerow(["" if h.get(k) is None else json.dumps(h[k], sort_keys=True)
+                      if isinstance(h[k], (dict, list)) else h[k] for k in columns])
+    return buf.getvalue()

@@ -83,8 +83,10 @@ def execute_cell(cell: Cell, fn_spec: str, runs_dir: str | None) -> list[dict]:
         cfg = RunConfig.from_dict(cell.params, f"cell {cell.id}")
         with tempfile.TemporaryDirectory(prefix="zsgm-cell-") as tmp:
             store = Path(tmp) / "runs.jsonl"
+            # run_gzsl drops a finished run's checkpoints itself unless told to keep them
+            keep = {"keep_checkpoints": True} if cell.keep_checkpoints and fn_spec == GZSL_FN else {}
             returned = _resolve(fn_spec)(cfg, store=store, runs_dir=Path(runs_dir) if runs_dir else None,
-                                         progress=cell.progress)
+                                         progress=cell.progress, **keep)
             records = read_records(store) or ([returned] if isinstance(returned, dict) else [])
         if not cell.keep_checkpoints and records and all(r.get("status", "ok") != "failed" for r in records):
             drop_checkpoints(Path(runs_dir) if runs_dir else default_runs_dir(), cell.id)
@@ -282,6 +284,15 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
     total = len(todo)
 
     count = iter(range(1, total + 1))
+    clock = time.perf_counter()
+
+    def pace(k: int) -> str:
+        """Elapsed since the first cell started and the time left at the pace so far."""
+        from zsgm.core.logs import duration
+
+        spent = time.perf_counter() - clock
+        left = f", ETA {duration(spent / k * (total - k))}" if k < total else ""
+        return f"; elapsed {duration(spent)}{left}"
 
     def on_gzsl(cell: Cell, records: list[dict]) -> None:
         summary.ran += 1
@@ -292,10 +303,10 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
         if last.get("status") == "failed":
             summary.failed += 1
             summary.errors[cell.id] = last.get("error", "")
-            log.error("[%d/%d] %s failed: %s", k, total, cell.describe(), last.get("error"))
+            log.error("[%d/%d] %s failed: %s%s", k, total, cell.describe(), last.get("error"), pace(k))
         else:
-            log.info("[%d/%d] %s: U=%.2f S=%.2f H=%.2f (%.1fs)", k, total, cell.describe(),
-                     last["U"], last["S"], last["H"], last.get("seconds") or 0.0)
+            log.info("[%d/%d] %s: U=%.2f S=%.2f H=%.2f (%.1fs)%s", k, total, cell.describe(),
+                     last["U"], last["S"], last["H"], last.get("seconds") or 0.0, pace(k))
 
     if todo:
         executor.map(todo, fn_spec, runs, on_gzsl)

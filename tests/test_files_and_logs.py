@@ -97,7 +97,7 @@ def test_logging_levels_quiet_and_ranks(monkeypatch):
 
 def test_gzsl_redirected_has_no_carriage_returns_and_drops_checkpoints(tmp_path, capsys, monkeypatch):
     monkeypatch.setenv("ZSGM_RESULTS", str(tmp_path / "results"))
-    runs = tmp_path / "runs"
+    runs = tmp_path / "results" / "runs"  # inside the folder $ZSGM_RESULTS names
     # Control: with bars forced on, the same run writes carriage returns (so the check below can fail).
     monkeypatch.setattr(logs, "show_progress", lambda requested=True, stream=None: requested)
     assert main(["gzsl", *TINY, "--keep-checkpoints"]) == 0

@@ -335,7 +335,7 @@ def test_full_disk_names_the_file(tmp_path):
                        env=env, capture_output=True, text=True, timeout=300, preexec_fn=limit)
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
-    assert "Traceback" not in r.stderr and str(tmp_path / "runs") in last, last
+    assert "Traceback" not in r.stderr and str(tmp_path / "results" / "runs") in last, last
     assert "could not write" in last or "File too large" in last, last
 
 

@@ -124,7 +124,7 @@ def test_checkpoints_of_other_features_are_not_resumed(tmp_path, caplog):
     feats = tmp_path / "p.safetensors"
     planted(feats, seed=0)
     runs = tmp_path / "runs"
-    run_gzsl(config(feats), store=tmp_path / "s.jsonl", runs_dir=runs, progress=False)
+    run_gzsl(config(feats), store=tmp_path / "s.jsonl", runs_dir=runs, progress=False, keep_checkpoints=True)
     planted(feats, seed=5)  # re-extracted into the same path
     with caplog.at_level(logging.WARNING, logger="zsgm.gzsl"):
         again = run_gzsl(config(feats), store=tmp_path / "s.jsonl", runs_dir=runs, progress=False)
@@ -138,7 +138,8 @@ def test_same_inputs_resume_from_checkpoints(tmp_path, caplog):
     """The other side of the fingerprint: unchanged inputs do resume (no needless retraining)."""
     feats = planted(tmp_path / "p.safetensors")
     runs = tmp_path / "runs"
-    first = run_gzsl(config(feats, selection="fixed"), store=tmp_path / "s.jsonl", runs_dir=runs, progress=False)
+    first = run_gzsl(config(feats, selection="fixed"), store=tmp_path / "s.jsonl", runs_dir=runs, progress=False,
+                     keep_checkpoints=True)
     with caplog.at_level(logging.INFO, logger="zsgm"):
         again = run_gzsl(config(feats, selection="fixed"), store=tmp_path / "s.jsonl", runs_dir=runs,
                          progress=False)

@@ -111,7 +111,7 @@ def test_sigkilled_gzsl_run_resumes_to_the_same_numbers(tmp_path):
     # A random instant after a random checkpoint write of the validation phase (epochs 1..EPOCHS),
     # or (EPOCHS + 1) the moment the final phase starts writing its first checkpoint (mid-write).
     target = rng.randint(1, EPOCHS + 1)
-    run_dirs = tmp_path / "k" / "runs"
+    run_dirs = results / "runs"  # inside the folder $ZSGM_RESULTS names
     proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env_for(results), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     # run id is known only to the run: watch the one folder it creates
@@ -153,7 +153,7 @@ def test_sigkilled_gzsl_run_resumes_to_the_same_numbers(tmp_path):
     assert {k: resumed[0][k] for k in KEYS} == {k: reference[0][k] for k in KEYS}, f"kill target {target}"
     # The per-epoch trace agrees too (losses and validation scores), not only the final line.
     h_res = json.loads((run_dir / "history.json").read_text())
-    h_ref = json.loads(next((tmp_path / "ref" / "runs").iterdir()).joinpath("history.json").read_text())
+    h_ref = json.loads(next((tmp_path / "ref" / "results" / "runs").iterdir()).joinpath("history.json").read_text())
     strip = lambda h: [{k: v for k, v in e.items() if k not in ("seconds", "wall")} for e in h]  # noqa: E731
     assert strip(h_res) == strip(h_ref)
     assert set(run_dir.glob(".*.tmp")) <= litter, "the resumed run left a temp file behind"

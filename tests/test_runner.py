@@ -51,7 +51,7 @@ def test_demo_grid_end_to_end_then_resume(results: Path, capsys) -> None:
     assert {(r["model"], r["classifier"]) for r in records} == {(m, c) for m in ("ridge", "cramer", "wgan")
                                                                   for c in ("softmax", "prototype")}
     for r in records:  # each run keeps its history and test scores (the plots read them)
-        assert (results.parent / "runs" / r["id"] / "history.json").is_file()
+        assert (results / "runs" / r["id"] / "history.json").is_file()
 
     md = (results / "tables" / "demo.md").read_text()
     assert md in capsys.readouterr().out

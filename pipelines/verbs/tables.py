@@ -1,7 +1,8 @@
 """``zsgm tables``: run (or resume) an experiment grid, then render its comparison tables.
 
 Tables go to ``results/tables/<name>.{md,csv,tex}`` (written atomically) and the
-Markdown is printed; plots go to ``results/plots/`` when matplotlib is installed.
+Markdown is printed; plots go to ``results/plots/`` when matplotlib is installed (with ``--out DIR``:
+the tables in DIR, the plots in DIR/plots/, so that two renderings never overwrite each other's).
 """
 from __future__ import annotations
 
@@ -44,7 +45,8 @@ def add_arguments(p) -> None:
                    "inputs it lacks (features, images, weights); run nothing")
     p.add_argument("--no-run", action="store_true", help="render tables from the records already stored")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    p.add_argument("--out", help="folder for tables (default results/tables) ; plots go beside it in plots/")
+    p.add_argument("--out", help="folder for tables (default results/tables, plots in results/plots); with --out "
+                                 "the plots go in DIR/plots/")
     p.add_argument("--strict", action="store_true", help="exit 1 when a cell failed")
     p.add_argument("--data-root", help="folder holding the dataset folders (default $ZSGM_DATA or data/); "
                                        "same as --cell data_root=DIR")
@@ -84,11 +86,12 @@ def run(args) -> int:
         summary = run_plan(plan, make_executor(args.executor, args.jobs), store=default_store(),
                            keep_checkpoints=args.keep_checkpoints, progress=show_progress(not args.no_progress))
     out = Path(args.out) if args.out else results_dir() / "tables"
+    plots_dir = out / "plots" if args.out else results_dir() / "plots"
     texts = write_tables(plan, read_records(), out)
     for text in texts:
         print(text)
     if not args.no_plots:
-        write_plots(plan, read_records(), out.parent / "plots")
+        write_plots(plan, read_records(), plots_dir)
     if summary is not None:
         print(f"{plan.name}: {summary.line()}; tables in {out}", file=sys.stderr)
         for cid, err in summary.errors.items():
@@ -164,21 +167,28 @@ def write_plots(plan, records: list[dict], out: Path) -> list[Path]:
             label += f" ({spec.names.get(str(r.get('dataset')), r.get('dataset'))})" if len(datasets) > 1 else ""
             firsts.setdefault(label, r)
     curves, points = {}, {}
+    flat: list[str] = []  # rows whose run has no training curves (closed-form baselines): said once, not drawn
     for label, r in firsts.items():
-        curve = plots.curve_from_run(runs / r["id"])
+        run_dir = Path(r["run_dir"]) if r.get("run_dir") and Path(r["run_dir"]).is_dir() else runs / r["id"]
+        curve = plots.curve_from_run(run_dir)
         if curve is not None:
             curves[label], points[label] = curve, (r["U"], r["S"])
         # A validation run's selection evidence is its first training (losses and validation
         # U / S / H per evaluation); the retraining on trainval scores nothing until the end.
-        hist = runs / r["id"] / "val_history.json"
+        hist = run_dir / "val_history.json"
         if not hist.is_file():
-            hist = runs / r["id"] / "history.json"
-        if hist.is_file():
+            hist = run_dir / "history.json"
+        history = json.loads(hist.read_text()) if hist.is_file() else []
+        if hist.is_file() and not plots.has_curves(history):
+            flat.append(label)
+        elif hist.is_file():
             raw = "_".join(str(r.get(k)) for k in (*spec.rows, "dataset"))
             name = "".join(ch if ch.isascii() and (ch.isalnum() or ch in "-_.") else "-" for ch in raw)
             written.append(plots.training_curves(
-                json.loads(hist.read_text()), out / f"{plan.name}_train_{name}.png",
+                history, out / f"{plan.name}_train_{name}.png",
                 f"{label}, seed {r.get('seed')}", EVAL_LABELS.get(r.get("selection"), "U / S / H per evaluation")))
+    if flat:
+        log.info("no training-curve plot for %s: no losses or evaluations per epoch (closed form)", ", ".join(flat))
     if curves:
         written.append(plots.seen_unseen(curves, out / f"{plan.name}_seen_unseen.png",
                                          f"{plan.name}: test seen–unseen curves by calibrated stacking "
