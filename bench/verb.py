@@ -56,7 +56,8 @@ def run(args) -> int:
     from zsgm.bench.suite import BenchConfig, run_bench, to_markdown, write_results
     from zsgm.pipelines.grid import parse_sets
 
-    if args.threads:
+    check_args(args)
+    if args.threads is not None:
         torch.set_num_threads(int(args.threads))
     sections = tuple(x for x in args.sections.split(",") if x and not (args.no_extraction and x == "extraction"))
     cfg = BenchConfig(device=args.device, quick=args.quick, repeats=args.repeats, budget=args.budget,
@@ -81,3 +82,51 @@ def run(args) -> int:
     print(json.dumps(res, indent=2) if args.json else to_markdown(res))
     print(f"wrote {jp} and {mp}")
     return 0
+
+
+def check_args(args) -> None:
+    """Every flag of ``zsgm bench`` before the first measurement: numbers within their declared ranges
+    (pipelines/params.py ``BENCH``), the device, the model and classifier names and their settings, the
+    sections and the output folder (writable)."""
+    from zsgm.bench.suite import RESULTS_DIR, SECTIONS, check_decoders
+    from zsgm.core.errors import ZsgmError
+    from zsgm.evaluate.classifiers import CLASSIFIERS
+    from zsgm.generate.registry import get as get_model
+    from zsgm.pipelines.grid import parse_sets
+    from zsgm.pipelines.params import (BENCH, Int, check_device, check_flags, check_output_dir, check_value,
+                                       classifier_options)
+
+    check_flags(args, BENCH)
+    check_device(args.device)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    classifiers = [c.strip() for c in args.classifiers.split(",") if c.strip()]
+    if not models:
+        raise ZsgmError("--models is empty: name at least one generative model (zsgm models)")
+    if not classifiers:
+        raise ZsgmError("--classifiers is empty: name at least one final classifier (zsgm classifiers)")
+    for m in models:
+        get_model(m)  # an unknown name fails here, with suggestions
+    for c in classifiers:
+        CLASSIFIERS.get_entry(c)
+    clf_set = parse_sets(args.clf_set, "--clf-set")
+    options = {c: classifier_options(c) for c in classifiers}
+    for key, value in clf_set.items():  # each setting taken by some compared classifier, within its range
+        takers = [c for c in classifiers if key in options[c]]
+        if not takers:
+            known = sorted({k for o in options.values() for k in o})
+            raise ZsgmError(f"--clf-set {key}: no compared classifier ({', '.join(classifiers)}) has this option; "
+                            f"known: {', '.join(known)}")
+        for c in takers:
+            check_value(options[c][key], value, key, f"--clf-set {key}={value}")
+    sections = [x for x in args.sections.split(",") if x]
+    unknown = sorted(set(sections) - set(SECTIONS))
+    if unknown:
+        raise ZsgmError(f"--sections: unknown {', '.join(unknown)}; use some of {', '.join(SECTIONS)}")
+    for k in (x.strip() for x in args.also_eval_every.split(",") if x.strip()):
+        try:
+            value = int(k)
+        except ValueError:
+            raise ZsgmError(f"--also-eval-every {args.also_eval_every}: {k!r} is not an integer") from None
+        check_value(Int(1, BENCH["eval_every"].hi), value, "also_eval_every", "--also-eval-every")
+    check_decoders(tuple(d for d in args.decode.split(",") if d))
+    check_output_dir(args.out if args.out is not None else RESULTS_DIR, "--out")

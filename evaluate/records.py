@@ -39,6 +39,10 @@ def default_runs_dir() -> Path:
     return PROJECT_ROOT / "runs"
 
 
+# Fields only some records carry (a degenerate or failed run, a resumed one, a rerun, grid labels).
+OPTIONAL_FIELDS = ("degenerate", "error", "segments", "reseeds", "collapsed", "gamma", "rerun_of", "kind",
+                   "traceback", "nulls", "variant", "featureset", "configuration")
+
 # The headline metrics: a record whose metric is not a finite number is not a result.
 METRICS = ("U", "S", "H", "zsl")
 
@@ -48,11 +52,12 @@ class NonFiniteMetric(RuntimeError):
 
 
 def finite_record(record: dict) -> dict:
-    """``record`` made safe for strict JSON: a NaN/inf headline metric (U, S, H, zsl) raises
-    :class:`NonFiniteMetric`; any other non-finite number becomes ``null``, with the reason under
-    ``nulls`` ({"val.eval_zsl": "nan"}). Returns a new dict."""
+    """``record`` made safe for strict JSON: a NaN/inf headline metric (U, S, H, zsl) of a record that
+    claims success (``status`` ok or absent) raises :class:`NonFiniteMetric`; any other non-finite number
+    (a failed or collapsed record's metrics too) becomes ``null``, with the reason under ``nulls``
+    ({"val.eval_zsl": "nan"}). Returns a new dict."""
     bad = [k for k in METRICS if isinstance(record.get(k), float) and not math.isfinite(record[k])]
-    if bad:
+    if bad and status_of(record) == "ok":
         raise NonFiniteMetric(f"run {record.get('id', '?')}: {', '.join(f'{k}={record[k]}' for k in bad)} is not a "
                               f"number; nothing was recorded (re-run with --debug and report the traceback)")
     nulls: dict[str, str] = {}
@@ -76,6 +81,56 @@ def finite_record(record: dict) -> dict:
 def record_line(record: dict) -> str:
     """One strict-JSON line (no bare NaN/Infinity, which strict parsers reject)."""
     return json.dumps(finite_record(record), sort_keys=True, default=str, allow_nan=False)
+
+
+def check_writable(store: str | Path | None = None, runs_dir: str | Path | None = None) -> None:
+    """Prove before any work that a run can record its result: the store a file (or absent) in a folder
+    where files can be created (its lock too), and the runs folder creatable and writable. Raises
+    ZsgmError naming the path, the fault and what to do; changes nothing that is there."""
+    store = Path(store or default_store())
+    env = " (from $ZSGM_RESULTS)" if os.environ.get("ZSGM_RESULTS") and store == default_store() else ""
+    if store.is_dir():
+        raise ZsgmError(f"results store {store}{env} is a directory, not a file; move it away (or point "
+                        f"$ZSGM_RESULTS at another folder)")
+    if store.exists() and not store.is_file():
+        raise ZsgmError(f"results store {store}{env} is not a regular file; move it away or use another store")
+    problem = probe_folder(store.parent)
+    if problem:
+        raise ZsgmError(f"results store {store}{env}: {problem}")
+    if store.exists():
+        try:
+            with open(store, "a", encoding="utf-8"):  # opened for appending, nothing written
+                pass
+        except OSError as exc:
+            raise ZsgmError(f"results store {store}{env} cannot be appended to ({exc.strerror or exc}); check its "
+                            f"permissions (ls -l {store}, lsattr for the immutable flag) or use another "
+                            f"store") from None
+    if runs_dir is not None:
+        problem = probe_folder(Path(runs_dir))
+        if problem:
+            raise ZsgmError(f"runs folder {runs_dir}: {problem}")
+
+
+def probe_folder(folder: str | Path) -> str | None:
+    """Why files cannot be created in ``folder`` (made if missing), or None when they can: a probe file
+    is created and removed."""
+    import tempfile
+
+    folder = Path(folder)
+    up = folder
+    while not up.exists() and up != up.parent:
+        up = up.parent
+    if up.exists() and not up.is_dir():
+        return f"{up} is a file where a folder belongs; move it away or give another path"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".zsgm-write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        return (f"cannot write in {folder} ({exc.strerror or exc}); check its permissions (ls -ld {folder}, lsattr "
+                f"for the immutable flag) or give another path")
+    return None
 
 
 def append_record(record: dict, store: str | Path | None = None) -> Path:
@@ -118,6 +173,12 @@ def _drop_torn_tail(store: Path) -> None:
 def read_records(store: str | Path | None = None) -> list[dict]:
     """All complete records; a torn last line (a writer killed mid-line) is skipped."""
     store = Path(store or default_store())
+    if store.is_dir():
+        raise ZsgmError(f"results store {store} is a directory, not a file of records; move it away (or point "
+                        f"$ZSGM_RESULTS / --store elsewhere)")
+    if store.exists() and not store.is_file():
+        raise ZsgmError(f"results store {store} is not a regular file; point $ZSGM_RESULTS / --store at a "
+                        f"records file")
     if not store.is_file():
         return []
     out = []
@@ -147,7 +208,10 @@ FINISHED = ("ok", "collapsed")
 
 
 def status_of(record: dict) -> str:
-    return str(record.get("status") or "ok")
+    """ok | collapsed | failed. A record without ``status`` predates the field (ok); one that says ``ok``
+    with ``collapsed: true`` was written before collapsed runs had a status of their own."""
+    status = str(record.get("status") or "ok")
+    return "collapsed" if status == "ok" and record.get("collapsed") is True else status
 
 
 def latest_by_id(records: Iterable[dict]) -> dict[str, dict]:
@@ -182,7 +246,7 @@ def _text(value) -> str:
 def filter_records(records: Iterable[dict], filters: dict[str, list[str]]) -> list[dict]:
     """Records whose field (compared as text, so ``seed=0`` matches 0) is one of the values."""
     want = {k: {v.lower() for v in vs} for k, vs in filters.items()}
-    return [r for r in records if all(_text(r.get(k)).lower() in vs for k, vs in want.items())]
+    return [r for r in records if all(_text(field_value(r, k)).lower() in vs for k, vs in want.items())]
 
 
 # ---------------------------------------------------------------- exports
@@ -191,18 +255,68 @@ LIST_COLUMNS = ("id", "dataset", "backbone", "pretrained", "model", "classifier"
 EXPORTS = ("md", "csv", "parquet", "jsonl")
 
 
+_MISSING = object()
+
+
+def field_value(record: dict, column: str, default=None):
+    """A record's field; a dotted name reaches into nested ones (``config.hp.formulation``), the whole
+    name first (a field may hold a dot)."""
+    if column in record:
+        return record[column]
+    node = record
+    for part in column.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return default
+        node = node[part]
+    return node
+
+
+def known_columns(records: Iterable[dict]) -> list[str]:
+    """Every column the records can show: the record fields, and each nested field by its dotted name."""
+    out: dict[str, None] = dict.fromkeys((*FIELDS, *LIST_COLUMNS, *OPTIONAL_FIELDS))
+
+    def walk(node: dict, prefix: str) -> None:
+        for k, v in node.items():
+            name = f"{prefix}{k}"
+            out[name] = None
+            if isinstance(v, dict):
+                walk(v, name + ".")
+
+    for r in records:
+        walk(r, "")
+    return list(out)
+
+
+def check_columns(columns: Iterable[str], records: Iterable[dict], flag: str = "--columns") -> None:
+    """Refuse a column no record has (a typo would print a blank column), listing the known ones."""
+    records = list(records)
+    known = known_columns(records)
+    bad = [c for c in columns if c not in known and not any(field_value(r, c, _MISSING) is not _MISSING
+                                                              for r in records)]
+    if bad:
+        import difflib
+
+        close = [m for c in bad for m in difflib.get_close_matches(c, known, n=1)]
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        top = sorted({k.split(".")[0] for k in known})
+        raise ZsgmError(f"{flag}: unknown column(s) {', '.join(map(repr, bad))}.{hint} Known: {', '.join(top)} "
+                        f"(nested fields by a dotted name, e.g. config.hp.n_synth)")
+
+
 def to_frame(records: Iterable[dict], columns: Iterable[str] | None = None):
-    """A pandas DataFrame of the records; nested fields (config, versions) become JSON text."""
+    """A pandas DataFrame of the records; a dotted column reaches into a nested field
+    (``config.hp.formulation``); nested fields shown whole (config, versions) become JSON text."""
     import pandas as pd
 
     records = list(records)
     columns = list(columns or FIELDS + tuple(k for r in records for k in r if k not in FIELDS))
     columns = list(dict.fromkeys(columns))
-    rows = [{c: (json.dumps(r[c], sort_keys=True) if isinstance(r.get(c), (dict, list)) else r.get(c))
-             for c in columns} for r in records]
-    if columns and "status" in columns:
-        for row in rows:
-            row["status"] = row["status"] or "ok"
+
+    def cell(r: dict, c: str):
+        v = field_value(r, c)
+        return json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v
+
+    rows = [{c: status_of(r) if c == "status" else cell(r, c) for c in columns} for r in records]
     return pd.DataFrame(rows, columns=columns)
 
 

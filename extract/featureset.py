@@ -26,7 +26,16 @@ from zsgm.core.files import atomic_path
 from zsgm.core.logs import log
 
 REQUIRED = ("features", "labels", "attributes", "trainval_loc", "test_seen_loc", "test_unseen_loc")
-OPTIONAL = ("train_loc", "val_loc", "original_att", "val_classes")
+OPTIONAL = ("train_loc", "val_loc", "original_att", "val_classes", "xlsa17_index")
+# What every tensor holds: "float" (any floating dtype) or "int" (any integer dtype, read as int64), and its
+# number of dimensions. A tensor of another kind or shape is refused on load, naming it.
+KINDS = {"features": ("float", 2), "labels": ("int", 1), "attributes": ("float", 2), "trainval_loc": ("int", 1),
+         "test_seen_loc": ("int", 1), "test_unseen_loc": ("int", 1), "train_loc": ("int", 1),
+         "val_loc": ("int", 1), "original_att": ("float", 2), "val_classes": ("int", 1),
+         "xlsa17_index": ("int", 1)}
+# Features whose largest |value| times sqrt(width) passes this have squared L2 norms past float32's range
+# (3.4e38): L2 normalisation would turn them into zeros, min-max scaling into inf.
+FEATURE_LIMIT = 1e18
 LIST_META = ("class_names", "image_files")
 FORMAT_VERSION = "1"
 
@@ -95,7 +104,10 @@ class FeatureSet:
 
     # ------------------------------------------------------------ checks
     def validate(self, source: str = "FeatureSet") -> None:
-        """Shapes, index ranges and the GZSL split invariants; raises ZsgmError naming the problem."""
+        """Dtypes, shapes, value ranges (of every tensor, the optional ones too) and the GZSL split
+        invariants; raises ZsgmError naming the tensor and the problem. Integer tensors of any integer
+        dtype are kept as int64."""
+        self._check_kinds(source)
         n = self.features.shape[0]
         if self.features.ndim != 2:
             raise ZsgmError(f"{source}: features must be [N, D], got shape {tuple(self.features.shape)}")
@@ -117,11 +129,92 @@ class FeatureSet:
         if n and not torch.isfinite(self.features.float()).all():
             bad = int((~torch.isfinite(self.features.float())).any(1).sum())
             raise ZsgmError(f"{source}: features contain NaN or inf values in {bad} rows")
+        if n and self.features.numel():
+            top = float(self.features.abs().max())
+            if top * self.feature_dim ** 0.5 > FEATURE_LIMIT:
+                raise ZsgmError(f"{source}: features reach |x| = {top:.3g}: their squared L2 norms overflow "
+                                f"float32 (max 3.4e38), so normalisation would turn them into zeros; rescale the "
+                                f"features (e.g. divide by their largest value) and save them again")
         check_splits(self.labels, self.trainval_loc, self.test_seen_loc, self.test_unseen_loc, n, source)
+        self._check_optional(source)
         if self.class_names and len(self.class_names) != self.n_classes:
             raise ZsgmError(f"{source}: {len(self.class_names)} class_names for {self.n_classes} attribute rows")
         if self.image_files and len(self.image_files) != n:
             raise ZsgmError(f"{source}: {len(self.image_files)} image_files for {n} features")
+
+    def _tensor_items(self):
+        yield from ((k, getattr(self, k)) for k in REQUIRED)
+        yield from self.extra.items()
+
+    def _check_kinds(self, source: str) -> None:
+        """Every tensor known (``REQUIRED`` / ``OPTIONAL``), of its kind (float / integer) and dimensions;
+        integer ones become int64 (indices and labels index tensors)."""
+        unknown = sorted(k for k in self.extra if k not in KINDS)
+        if unknown:
+            raise ZsgmError(f"{source}: unknown tensor(s) {unknown}; a FeatureSet holds {', '.join(REQUIRED)} and "
+                            f"optionally {', '.join(OPTIONAL)}: remove them or extract again")
+        for name, t in list(self._tensor_items()):
+            kind, ndim = KINDS[name]
+            if not isinstance(t, torch.Tensor):
+                raise ZsgmError(f"{source}: {name} is not a tensor ({type(t).__name__})")
+            if kind == "int":
+                if t.dtype == torch.bool or t.is_floating_point() or t.is_complex():
+                    raise ZsgmError(f"{source}: {name} must hold integers (int64 indices), got {t.dtype}"
+                                    f"{_sample(t)}; write it as int64 (0-based) or extract again")
+                if t.dtype != torch.int64:
+                    t = t.to(torch.int64)
+                    if name in REQUIRED:
+                        setattr(self, name, t)
+                    else:
+                        self.extra[name] = t
+            elif not t.is_floating_point():
+                raise ZsgmError(f"{source}: {name} must hold floating-point values, got {t.dtype}; write it as "
+                                f"float32 (or float16/float64) or extract again")
+            if t.ndim != ndim:
+                want = "a vector [K]" if ndim == 1 else "a matrix [rows, columns]"
+                raise ZsgmError(f"{source}: {name} must be {want}, got shape {tuple(t.shape)}")
+
+    def _check_optional(self, source: str) -> None:
+        """Ranges of the optional tensors (their kinds are checked by ``_check_kinds``)."""
+        n, c = self.features.shape[0], self.n_classes
+        for name in ("train_loc", "val_loc"):
+            loc = self.extra.get(name)
+            if loc is None:
+                continue
+            if len(loc) and (int(loc.min()) < 0 or int(loc.max()) >= n):
+                raise ZsgmError(f"{source}: {name} indexes images {int(loc.min())}..{int(loc.max())} but there "
+                                f"are {n} (0-based); is it still 1-based?")
+            if len(torch.unique(loc)) != len(loc):
+                raise ZsgmError(f"{source}: {name} repeats image indices")
+        idx = self.extra.get("xlsa17_index")
+        if idx is not None:
+            if idx.shape != (n,):
+                raise ZsgmError(f"{source}: xlsa17_index must be [N]={n} (one per image), got {tuple(idx.shape)}")
+            if n and int(idx.min()) < 0:
+                raise ZsgmError(f"{source}: xlsa17_index holds negative indices ({int(idx.min())}); they are 0-based "
+                                f"positions in the xlsa17 image list")
+        orig = self.extra.get("original_att")
+        if orig is not None:
+            if orig.shape[0] != c:
+                raise ZsgmError(f"{source}: original_att has {orig.shape[0]} rows for {c} classes (attributes rows); "
+                                f"it must be [C, A] like attributes")
+            if not torch.isfinite(orig.float()).all():
+                raise ZsgmError(f"{source}: original_att contains NaN or inf values")
+        val = self.extra.get("val_classes")
+        if val is not None:
+            where = f"{source}: val_classes {val.tolist()[:8]}{' ...' if len(val) > 8 else ''}"
+            if not len(val):
+                raise ZsgmError(f"{where}: empty; leave the tensor out when there are no validation classes")
+            if int(val.min()) < 0 or int(val.max()) >= c:
+                raise ZsgmError(f"{where}: must be class indices in 0..{c - 1} (rows of attributes)")
+            if len(torch.unique(val)) != len(val):
+                raise ZsgmError(f"{where}: repeats a class")
+            if n:
+                seen = set(torch.unique(self.labels[self.trainval_loc]).tolist())
+                out = sorted(set(val.tolist()) - seen)
+                if out:
+                    raise ZsgmError(f"{where}: classes {out[:5]} are not training (trainval) classes; validation "
+                                    f"classes are carved out of the seen classes")
 
     def check_gzsl(self, source: str = "FeatureSet") -> None:
         """What a GZSL run needs beyond a valid file: training images, seen and unseen classes, and
@@ -136,6 +229,12 @@ class FeatureSet:
             needs.append("test_unseen_loc is empty (no unseen test images: U and H are undefined)")
         if not len(self.test_seen_loc):
             needs.append("test_seen_loc is empty (no seen test images: S and H are undefined)")
+        zero = torch.nonzero(self.attributes.float().abs().sum(1) == 0).ravel().tolist()
+        if zero:
+            names = [self.class_names[i] if i < len(self.class_names) else str(i) for i in zero[:5]]
+            needs.append(f"attributes rows {zero[:5]}{' ...' if len(zero) > 5 else ''} ({', '.join(names)}) are all "
+                         f"zero: those classes have no semantics to synthesise or recognise them from (give them "
+                         f"their attribute rows)")
         if needs:
             raise ZsgmError(f"{source}: not a GZSL problem: {'; '.join(needs)}. A FeatureSet needs seen classes "
                             f"with trainval and test images and unseen classes with test images; extract classes "
@@ -179,12 +278,30 @@ class FeatureSet:
     def load(cls, path: str | Path, mmap_features: bool = True) -> "FeatureSet":
         """Read a FeatureSet; the features stay memory-mapped (copy-on-write) unless asked otherwise."""
         path = Path(path)
-        if path.is_dir():
+        if not str(path).strip() or str(path) == ".":
+            raise ZsgmError("FeatureSet path is empty: pass a .safetensors (or xlsa17 res101.mat) file")
+        try:
+            st = path.stat()
+        except OSError as exc:
+            import errno
+
+            if exc.errno == errno.ELOOP:
+                raise ZsgmError(f"FeatureSet {path}: a symbolic-link loop (the link points back at itself); "
+                                f"fix the link or pass the real file") from None
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                raise ZsgmError(f"FeatureSet {path} cannot be read: {exc.strerror or exc}; check the path's "
+                                f"permissions (ls -l)") from None
+            broken = " (a symbolic link whose target is missing)" if path.is_symlink() else ""
+            raise ZsgmError(f"FeatureSet {path} does not exist{broken}; build it with `zsgm extract` "
+                            f"or pass an existing file to --features") from None
+        import stat as stat_mod
+
+        if stat_mod.S_ISDIR(st.st_mode):
             raise ZsgmError(f"FeatureSet {path} is a directory, not a file; pass the .safetensors file inside "
                             f"it (or the path `zsgm extract` printed)")
-        if not path.is_file():
-            raise ZsgmError(f"FeatureSet {path} does not exist; build it with `zsgm extract` "
-                            f"or pass an existing file to --features")
+        if not stat_mod.S_ISREG(st.st_mode):
+            raise ZsgmError(f"FeatureSet {path} is not a regular file (a device, pipe or socket); pass a "
+                            f".safetensors file written by `zsgm extract`")
         if path.suffix.lower() == ".mat":  # an xlsa17 res101.mat, its split file beside it
             from zsgm.extract.xlsa17 import load_mat
 
@@ -213,6 +330,14 @@ class FeatureSet:
         fs = cls(**{k: tensors.pop(k) for k in REQUIRED}, extra=tensors, meta=meta, **lists)
         fs.validate(str(path))
         return fs
+
+
+def _sample(t: torch.Tensor) -> str:
+    """A few values of a small tensor, for messages."""
+    if not t.numel():
+        return ""
+    vals = t.reshape(-1)[:4].tolist()
+    return f" (e.g. {vals})"
 
 
 def _json_list(text: str, field: str, path: Path) -> list[str]:

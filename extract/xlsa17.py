@@ -265,9 +265,42 @@ def from_xlsa17(features_path: str | Path, split_path: str | Path, spec: Dataset
 
 
 def load_benchmark(name: str, root: str | Path | None = None) -> FeatureSet:
-    """A benchmark by name from its xlsa17 files under the data root."""
+    """A benchmark by name from its xlsa17 files under the data root. A partial root (a zsgm export of
+    some classes, or a release cut down) is refused by the release's counts: the message says to read
+    it with ``--features`` instead, which takes the classes it holds."""
     spec = get_spec(name)
-    return from_xlsa17(spec.features_path(root), spec.split_path(root), spec)
+    try:
+        return from_xlsa17(spec.features_path(root), spec.split_path(root), spec)
+    except ZsgmError as exc:
+        hint = partial_root_hint(spec, root)
+        if hint:
+            raise ZsgmError(f"{exc}. {hint}") from exc
+        raise
+
+
+def partial_root_hint(spec: DatasetSpec, root: str | Path | None = None) -> str:
+    """'' unless the dataset's folder holds xlsa17 files of fewer images or classes than the release
+    (read from the files' headers only); else how to read them anyway."""
+    feats, split = spec.features_path(root), spec.split_path(root)
+    if not (feats.is_file() and split.is_file()):
+        return ""
+    try:
+        heads = {name: shape for name, shape, _ in sio.whosmat(str(split))}
+        fheads = {name: shape for name, shape, _ in sio.whosmat(str(feats))}
+    except Exception:  # noqa: BLE001  (an unreadable file: the error itself says so)
+        return ""
+    n_classes = max(heads.get("att", (0, 0))) if "att" in heads else 0
+    att = heads.get("att")
+    if att is not None and spec.att_dim in att:
+        n_classes = att[1] if att[0] == spec.att_dim else att[0]
+    n_images = max(fheads.get("labels", (0, 0))) if "labels" in fheads else 0
+    export = PROVENANCE_KEY in heads
+    if not export and (n_classes in (0, spec.n_classes)) and (n_images in (0, spec.n_images)):
+        return ""
+    what = "a zsgm export" if export else "a partial copy"
+    return (f"{feats.parent} looks like {what} ({n_images or '?'} images, {n_classes or '?'} classes; the "
+            f"{spec.name} release has {spec.n_images} and {spec.n_classes}): read it with --features {feats} "
+            f"(and no --data), which takes the classes it holds")
 
 
 def _cell(strings) -> np.ndarray:

@@ -5,7 +5,8 @@ Each verb lives in its own module with ``HELP``, ``add_arguments(parser)`` and
 ``zsgm --help`` stays fast.
 
 Exit codes: 0 success, 2 bad input or usage (one message, no traceback unless
-``--debug``), 1 internal failure.
+``--debug``), 1 internal failure, 3 a run that finished but is no result (recorded as collapsed or
+failed: non-finite scores, every seed collapsed, one class predicted, U = 0).
 """
 from __future__ import annotations
 
@@ -78,8 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     debug = bool(getattr(args, "debug", False))
     setup_logging(debug, quiet=bool(getattr(args, "quiet", False)))
+    if "zsgm.pipelines.outcome" in sys.modules:  # a record of an earlier call in this process is not this one's
+        sys.modules["zsgm.pipelines.outcome"].forget()
     try:
-        return int(args._run(args) or 0)
+        code = int(args._run(args) or 0)
+        return _degenerate_exit(args.verb) if code == 0 and args.verb in DEGENERATE_VERBS else code
     except ZsgmError as exc:
         return _fail(args.verb, f"error: {exc}", 2, debug)
     except KeyboardInterrupt:
@@ -92,6 +96,24 @@ def main(argv: list[str] | None = None) -> int:
             return _fail(args.verb, f"error: {text}" if code == 2 else f"internal error: {text}", code, debug)
         hint = "" if debug else " (re-run with --debug for the traceback)"
         return _fail(args.verb, f"internal error: {type(exc).__name__}: {exc}{hint}", 1, debug)
+
+
+# Verbs that run one GZSL run and report it: a run recorded as collapsed or failed ends with its own exit code.
+DEGENERATE_VERBS = ("gzsl",)
+
+
+def _degenerate_exit(verb: str) -> int:
+    """0, or for a run this process recorded as collapsed / failed (non-finite scores, every seed
+    collapsed, one class predicted, U = 0) a last line that says so and exit code 3."""
+    outcome = sys.modules.get("zsgm.pipelines.outcome")
+    record = outcome.last_record() if outcome else None
+    if not record or record.get("status", "ok") == "ok":
+        return 0
+    status = record["status"]
+    print(f"zsgm {verb}: {status}: {record.get('degenerate') or record.get('error') or 'not a result'}; "
+          f"recorded as status '{status}' (zsgm results --status {status}), not as a result "
+          f"(exit {outcome.EXIT_DEGENERATE})", file=sys.stderr)
+    return outcome.EXIT_DEGENERATE
 
 
 def _fail(verb: str, text: str, code: int, debug: bool) -> int:
@@ -137,6 +159,10 @@ def os_failure(exc: BaseException) -> tuple[int, str] | None:
     import re
 
     num, reason, path = None, None, None
+    loop = re.match(r"Symlink loop from '(.*)'$", str(exc)) if isinstance(exc, RuntimeError) else None
+    if loop:  # pathlib's resolve() reports ELOOP as a RuntimeError
+        return 2, (f"{loop.group(1)}: a symbolic-link loop (the link points back at itself); fix the link or give "
+                   f"the real file")
     if isinstance(exc, OSError) and exc.errno is not None:
         num, reason = exc.errno, exc.strerror or str(exc)
         path = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"

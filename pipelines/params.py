@@ -28,6 +28,14 @@ from zsgm.extract.featureset import NORMALISATIONS
 from zsgm.pipelines.config import NOISE, SELECTIONS
 
 SEED_MAX = 2**32 - 1  # NumPy's seed range (torch takes more); re-seeds add 1000 per attempt below 2**64
+# Upper bounds where memory or time need one: a value past these cannot finish on any machine the
+# study targets (the seed's own budgets are far below: 30 epochs, hidden 4096, n_synth 4000, k 20).
+EPOCHS_MAX = 100_000        # generator or classifier epochs, evaluation cadences, patience
+WIDTH_MAX = 65_536          # hidden / latent / critic widths (a 65536 x 65536 float32 layer is 16 GiB)
+BATCH_MAX = 1_048_576       # samples per step, test rows per chunk
+STEPS_MAX = 10_000_000      # optimisation steps per epoch / at least
+N_SYNTH_MAX = 100_000       # synthetic features per unseen class (x classes x width floats in memory)
+K_MAX = 1_000_000           # neighbours that vote (also refused when larger than the features at hand)
 
 
 @dataclass(frozen=True)
@@ -117,55 +125,77 @@ SWITCH = Choice("auto", "on", "off", True, False)   # YAML may hand over a bool 
 # ---------------------------------------------------------------- generative hyper-parameters
 HP: dict[str, Param] = {
     # budget and batching
-    "epochs": Int(1), "batch_size": Int(1), "steps_per_epoch": Int(1, nullable=True),
-    "eval_every": Int(1), "patience": Int(0), "checkpoint_seconds": NONNEG,
+    "epochs": Int(1, EPOCHS_MAX), "batch_size": Int(1, BATCH_MAX), "steps_per_epoch": Int(1, STEPS_MAX, nullable=True),
+    "eval_every": Int(1, EPOCHS_MAX), "patience": Int(0, EPOCHS_MAX), "checkpoint_seconds": Float(0, 86_400),
     # networks
-    "hidden": Int(1), "latent_dim": Int(1, nullable=True), "slope": NONNEG, "critic_dim": Int(1),
+    "hidden": Int(1, WIDTH_MAX), "latent_dim": Int(1, WIDTH_MAX, nullable=True), "slope": NONNEG,
+    "critic_dim": Int(1, WIDTH_MAX),
     # optimisation
     "lr": POSITIVE, "lr_critic": Float(0, lo_open=True, nullable=True),
     "beta1": Float(0, 1, hi_open=True), "beta2": Float(0, 1, hi_open=True),
-    "critic_iters": Int(1), "gp_weight": NONNEG, "cls_weight": NONNEG, "cls_pretrain_epochs": Int(1),
+    "critic_iters": Int(1, 1000), "gp_weight": NONNEG, "cls_weight": NONNEG, "cls_pretrain_epochs": Int(1, EPOCHS_MAX),
     "center_weight": NONNEG, "prior_lambda": Float(0, nullable=True),
     "weight_reg": Float(0, nullable=True),
     # attribute noise and synthesis
     "noise_train": NONNEG, "noise_relative": BOOL, "noise_unseen": NONNEG,
-    "noise_fraction": FRACTION, "n_synth": Int(1), "collapse_threshold": Float(0, 100),
+    "noise_fraction": FRACTION, "n_synth": Int(1, N_SYNTH_MAX), "collapse_threshold": Float(0, 100),
     "calibration": Choice("max_h", "balance"),
     # speed options
     "amp": Choice("off", "bf16", False, True), "compile": BOOL, "cuda_graphs": SWITCH,
     # family-specific
     "formulation": Choice("paper", "study", nullable=True),
     "ae_momentum": Float(0, 1, lo_open=True), "kl_weight": NONNEG, "bir_sigma": POSITIVE, "mmd_weight": NONNEG,
-    "began_gamma": POSITIVE, "began_lambda_k": NONNEG, "began_k0": FRACTION, "began_code_dim": Int(1),
-    "fisher_rho": NONNEG, "info_categories": Int(1), "info_continuous": Int(0), "info_weight": NONNEG,
+    "began_gamma": POSITIVE, "began_lambda_k": NONNEG, "began_k0": FRACTION, "began_code_dim": Int(1, WIDTH_MAX),
+    "fisher_rho": NONNEG, "info_categories": Int(1, WIDTH_MAX), "info_continuous": Int(0, WIDTH_MAX),
+    "info_weight": NONNEG,
     "info_continuous_weight": NONNEG, "ridge_lambda": POSITIVE, "ridge_spread": NONNEG,
 }
 
 # ---------------------------------------------------------------- final-classifier options (by name)
 CLF: dict[str, Param] = {
-    "epochs": Int(1), "lr": POSITIVE, "weight_decay": NONNEG, "hidden": Int(1), "scale": POSITIVE,
-    "batch_size": Int(1), "lr_step": Int(1), "seen_scale": POSITIVE, "min_steps": Int(0), "k": Int(1),
-    "chunk": Int(1), "cuda_graphs": SWITCH, "real_mix": Float(0, 1),
+    "epochs": Int(1, EPOCHS_MAX), "lr": POSITIVE, "weight_decay": NONNEG, "hidden": Int(1, WIDTH_MAX),
+    "scale": POSITIVE, "batch_size": Int(1, BATCH_MAX), "lr_step": Int(1, EPOCHS_MAX), "seen_scale": POSITIVE,
+    "min_steps": Int(0, STEPS_MAX), "k": Int(1, K_MAX), "chunk": Int(1, BATCH_MAX), "cuda_graphs": SWITCH,
+    "real_mix": Float(0, 1),
     "softmax_over": Choice("rows", "all"),
 }
 
 # ---------------------------------------------------------------- the run's own fields
 RUN: dict[str, Param] = {
-    "seed": Int(0, SEED_MAX), "epochs": Int(1, nullable=True), "eval_every": Int(1, nullable=True),
+    "seed": Int(0, SEED_MAX), "epochs": Int(1, EPOCHS_MAX, nullable=True),
+    "eval_every": Int(1, EPOCHS_MAX, nullable=True),
     "max_reseeds": Int(0, 100), "noise": Choice(*NOISE), "calibrate": BOOL,
     "selection": Choice(*SELECTIONS), "normalise": Choice("auto", *NORMALISATIONS),
 }
 
 # ---------------------------------------------------------------- zsgm extract
 EXTRACT: dict[str, Param] = {
-    "batch_size": Int(1), "shard_size": Int(1), "workers": Int(-1), "img_size": Int(8, 8192, nullable=True),
-    "epochs": Int(1), "train_batch_size": Int(1), "lr": POSITIVE, "weight_decay": NONNEG, "seed": Int(0, SEED_MAX),
+    "batch_size": Int(1, 65_536), "shard_size": Int(1, STEPS_MAX), "workers": Int(-1, 1024),
+    "img_size": Int(8, 8192, nullable=True), "epochs": Int(1, EPOCHS_MAX), "train_batch_size": Int(1, 65_536),
+    "lr": POSITIVE, "weight_decay": NONNEG, "seed": Int(0, SEED_MAX),
 }
+# timm's learning-rate schedules (``create_scheduler_v2``); optimisers come from timm.optim.list_optimizers().
+SCHEDULES = ("constant", "cosine", "multistep", "plateau", "poly", "rsqrt", "step", "tanh")
+
+# ---------------------------------------------------------------- the other verbs' numeric flags
+# Each verb checks its flags against its table with :func:`check_flags` before any work; ``None`` is a
+# flag left out (its default then applies).
+RERUN: dict[str, Param] = {"tolerance": Float(0, 100)}           # percentage points
+QUALITY: dict[str, Param] = {"seeds": Int(1, 100, nullable=True), "jobs": Int(1, 256)}
+TABLES: dict[str, Param] = {"seeds": Int(1, 1000, nullable=True), "jobs": Int(1, 256),
+                            "gpus_per_cell": Float(0, 1024, nullable=True)}
+BENCH: dict[str, Param] = {
+    "threads": Int(1, 4096, nullable=True), "repeats": Int(1, 1000), "ttr_repeats": Int(1, 1000, nullable=True),
+    "epochs": Int(1, EPOCHS_MAX, nullable=True), "ttr_epochs": Int(1, EPOCHS_MAX, nullable=True),
+    "eval_every": Int(1, EPOCHS_MAX, nullable=True), "images": Int(1, 10_000_000, nullable=True),
+}
+RESULTS: dict[str, Param] = {"last": Int(1, 10**9, nullable=True)}
 
 # The command-line flag of each RunConfig field (messages name what the user typed).
 CLI_FLAGS = {"seed": "--seed", "epochs": "--epochs", "eval_every": "--eval-every", "device": "--device",
              "selection": "--selection", "normalise": "--normalise", "hp": "--set", "clf_hp": "--clf-set",
-             "noise": "--noise", "calibrate": "--no-calibration", "max_reseeds": "max_reseeds"}
+             "noise": "--noise", "calibrate": "--no-calibration", "max_reseeds": "max_reseeds",
+             "features": "--features", "data_root": "--data-root"}
 
 
 def inferred(default: Any) -> Param:
@@ -292,6 +322,11 @@ def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
     for field, param in RUN.items():
         value = getattr(cfg, field)
         check_value(param, value, field, where(field, value))
+    for field in ("features", "data_root"):
+        value = getattr(cfg, field, None)
+        if value is not None and not str(value).strip():
+            lead = flags.get(field) or f"{source}: {field}"
+            raise ZsgmError(f"{lead} is empty: give a path, or leave it out for the default")
     check_device(cfg.device, flags.get("device") or f"{source}: device")
     get_model(cfg.model)                    # unknown names fail here, with suggestions
     CLASSIFIERS.get_entry(cfg.classifier)
@@ -311,12 +346,76 @@ def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
 
 
 def check_extract_args(args) -> None:
-    """``zsgm extract``'s numbers and device, before any image is listed or a model built."""
+    """``zsgm extract``'s numbers, paths, optimiser, schedule and device, before any image is listed or a
+    model built."""
     for dest, param in EXTRACT.items():
         if hasattr(args, dest):
             value = getattr(args, dest)
             check_value(param, value, dest, "--" + dest.replace("_", "-"))
+    for dest in ("out", "weights", "data_root"):
+        check_path(getattr(args, dest, None), "--" + dest.replace("_", "-"))
+    if getattr(args, "opt", None) is not None:
+        check_optimizer(args.opt)
+    sched = getattr(args, "sched", None)
+    if sched is not None and str(sched).lower() not in SCHEDULES:
+        raise ZsgmError(f"--sched {sched}: not a timm learning-rate schedule; use one of {', '.join(SCHEDULES)}")
     check_device(getattr(args, "device", None))
+
+
+def check_optimizer(name: str, flag: str = "--opt") -> None:
+    """A timm optimiser name (``adamw``, ``sgd``, ``lookahead_adamw`` ...)."""
+    from timm.optim import list_optimizers
+
+    import difflib
+
+    known = list_optimizers()
+    base = str(name).lower().split("_")[-1]
+    if not name or base not in known:
+        close = difflib.get_close_matches(base, known, n=3)
+        hint = f"did you mean {', '.join(close)}? " if close else ""
+        raise ZsgmError(f"{flag} {name}: unknown timm optimizer; {hint}common ones: adamw, sgd, adam, lamb, lion "
+                        f"({len(known)} in timm.optim.list_optimizers())")
+
+
+# ---------------------------------------------------------------- flags, paths, output locations
+def check_flags(args, table: dict[str, Param]) -> None:
+    """Each of ``args``' attributes named in ``table`` (a verb's numeric flags, ``None`` when left out)
+    against its declaration; the message names the flag (``--seeds must be an integer >= 1 ...``)."""
+    for dest, param in table.items():
+        if hasattr(args, dest):
+            check_value(param, getattr(args, dest), dest, "--" + dest.replace("_", "-"))
+
+
+def check_path(value, flag: str) -> None:
+    """A path flag given as an empty (or blank) string is an error, never the default."""
+    if value is not None and not str(value).strip():
+        raise ZsgmError(f"{flag} is empty: give a path, or leave {flag} out for the default")
+
+
+def check_output_file(path, flag: str) -> None:
+    """Prove before any work that ``path`` can be written (atomically: a temp file beside it, then a
+    rename): not a directory, its folder creatable and writable. Nothing is left behind."""
+    from pathlib import Path
+
+    check_path(path, flag)
+    p = Path(path)
+    if p.is_dir():
+        raise ZsgmError(f"{flag} {p}: is a directory, not a file; give a file path (or move the directory away)")
+    if p.exists() and not p.is_file():
+        raise ZsgmError(f"{flag} {p}: is not a regular file (a device or a pipe?); give a file path")
+    check_output_dir(p.parent, flag, of=p)
+
+
+def check_output_dir(path, flag: str, of=None) -> None:
+    """Prove before any work that files can be created in folder ``path`` (created if missing)."""
+    from pathlib import Path
+
+    from zsgm.evaluate.records import probe_folder
+
+    check_path(path, flag)
+    problem = probe_folder(Path(path))
+    if problem:
+        raise ZsgmError(f"{flag} {of if of is not None else path}: {problem}")
 
 
 def describe(params: dict[str, Param], names: Iterable[str] | None = None) -> str:

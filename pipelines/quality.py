@@ -15,7 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from zsgm.evaluate.records import read_records
+from zsgm.evaluate.records import FINISHED, default_runs_dir, read_records, status_of
 from zsgm.evaluate.tables import Stat
 from zsgm.core.errors import ZsgmError
 from zsgm.core.files import atomic_write_json, atomic_write_text
@@ -88,9 +88,12 @@ def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
     bad = sorted(set(req.selections) - set(SELECTIONS))
     if bad:
         raise ZsgmError(f"--selections: unknown {bad}; use {', '.join(SELECTIONS)}")
-    seeds = int(req.seeds or spec.get("seeds", 3))
-    if seeds < 1:
-        raise ZsgmError(f"--seeds must be >= 1, got {seeds}")
+    from zsgm.pipelines.params import QUALITY, check_value
+
+    seeds = req.seeds if req.seeds is not None else spec.get("seeds", 3)  # 0 is refused, never the default
+    check_value(QUALITY["seeds"], seeds, "seeds", "--seeds")
+    check_value(QUALITY["jobs"], req.jobs, "jobs", "--jobs")
+    seeds = int(seeds)
     cells = []
     for path in featuresets(req):
         layer = dataset_layer(RunConfig(features=str(path)))
@@ -109,13 +112,24 @@ def plan(req: QualityRequest) -> tuple[Plan, str, dict]:
 def run(req: QualityRequest) -> dict:
     from zsgm.pipelines.runner import LocalExecutor, run_plan
 
+    from zsgm.evaluate.records import check_writable
+    from zsgm.pipelines.params import check_output_file, check_path
+
+    check_path(req.store, "--store")
+    check_path(req.out, "--out")
     the_plan, budget, spec = plan(req)
     today = dt.date.today().isoformat()
     store = Path(req.store or RESULTS / f"{today}.jsonl")
-    store.parent.mkdir(parents=True, exist_ok=True)
+    out = Path(req.out or RESULTS / f"{today}.md")
+    # Every output proved writable before the first run: the store, the runs folder, the report and its JSON.
+    if req.run:
+        check_writable(store, default_runs_dir())
+    check_output_file(out, "--out")
+    check_output_file(out.with_suffix(".json"), "--out (its .json beside it)")
     log.info("quality suite: %d run(s), budget '%s', store %s", len(the_plan.cells), budget, store)
     summary = run_plan(the_plan, LocalExecutor(req.jobs), store=store) if req.run else None
-    by_id = {r["id"]: r for r in read_records(store) if r.get("status") == "ok"}  # the latest of each id
+    # the latest result of each id; a collapsed run is a result too (counted, and ≈ 0), a failed one is not
+    by_id = {r["id"]: r for r in read_records(store) if status_of(r) in FINISHED}
     rows = []
     for cell in the_plan.cells:
         rec = by_id.get(cell.id)
@@ -127,7 +141,6 @@ def run(req: QualityRequest) -> dict:
     shown = store.resolve().relative_to(PROJECT_ROOT) if store.resolve().is_relative_to(PROJECT_ROOT) else store
     report.update(date=today, store=str(shown), runs=summary.line() if summary else "none (report only)",
                   errors=summary.errors if summary else {})
-    out = Path(req.out or RESULTS / f"{today}.md")
     atomic_write_text(out, to_markdown(report))
     atomic_write_json(out.with_suffix(".json"), report)
     report["markdown"] = str(out)

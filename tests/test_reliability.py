@@ -113,7 +113,7 @@ def test_bad_value_in_a_yaml_layer_names_the_file(tmp_path, capsys, monkeypatch,
 def test_grid_cells_are_checked_too():
     from zsgm.pipelines.config import RunConfig
 
-    with pytest.raises(ZsgmError, match=r"cell x: hp.hidden must be an integer >= 1, got 0"):
+    with pytest.raises(ZsgmError, match=r"cell x: hp.hidden must be an integer >= 1 and <= 65536, got 0"):
         RunConfig.from_dict({"hp": {"hidden": 0}}, "cell x")
 
 

@@ -131,7 +131,7 @@ def test_sigkilled_gzsl_run_resumes_to_the_same_numbers(tmp_path):
 
     # Every file left behind is valid: checkpoints load, no temp file is mistaken for one, no record yet.
     litter = set(run_dir.glob(".*.tmp"))  # a temp file of a write the kill cut short: hidden, never read
-    ckpts = sorted(run_dir.glob("*.pt"))
+    ckpts = sorted(p for p in run_dir.glob("*.pt") if not p.name.endswith(".best.pt"))  # .best.pt: kept scores
     assert ckpts, "killed after a checkpoint write, but none is there"
     for p in ckpts:
         state = torch.load(p, map_location="cpu", weights_only=False)
@@ -157,6 +157,20 @@ def test_sigkilled_gzsl_run_resumes_to_the_same_numbers(tmp_path):
     strip = lambda h: [{k: v for k, v in e.items() if k not in ("seconds", "wall")} for e in h]  # noqa: E731
     assert strip(h_res) == strip(h_ref)
     assert set(run_dir.glob(".*.tmp")) <= litter, "the resumed run left a temp file behind"
+    # Nothing lost (issue 28): scores.safetensors holds what the uninterrupted run's does, the validation
+    # scores γ was chosen on (val_*) included and equal, and the record's seconds is the sum of the segments.
+    from safetensors.torch import load_file
+
+    ref_dir = next((tmp_path / "ref").rglob("scores.safetensors")).parent
+    got = load_file(str(run_dir / "scores.safetensors"))
+    want = load_file(str(ref_dir / "scores.safetensors"))
+    assert sorted(got) == sorted(want) and any(k.startswith("val_") for k in want), (sorted(got), sorted(want))
+    assert all(torch.equal(got[k], want[k]) for k in want), f"kill target {target}"
+    segments = resumed[0]["segments"]
+    assert len(segments) == 2 and segments[0]["seconds"] > 0, segments
+    assert resumed[0]["seconds"] == pytest.approx(sum(s["seconds"] for s in segments), abs=0.02)
+    assert resumed[0]["seconds"] > segments[-1]["seconds"]
+    assert len(reference[0]["segments"]) == 1 and not (run_dir / "segments.json").exists()
 
 
 # ---------------------------------------------------------------- the results store

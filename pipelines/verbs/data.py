@@ -54,11 +54,31 @@ def run(args: argparse.Namespace) -> int:
                 print(f"  {line}")
             print("\n".join(datacheck.check(name, args.data_root).lines()))
         return 0
+    from zsgm.pipelines.params import check_path
+
+    check_path(args.data_root, "--data-root")
+    root = datacheck.check_root(args.data_root)  # a root that does not exist is an error, not "all absent"
     reports = datacheck.check_all(names or None, args.data_root)
     for r in reports:
         print(json.dumps(r.to_dict()) if args.json else "\n".join(r.lines()))
+    staged = datacheck.root_featuresets(args.data_root)
+    if args.json:
+        print(json.dumps({"featuresets": staged, "folder": str(root / "features")}))
+    else:
+        by = {}
+        for ds in staged.values():
+            by[ds] = by.get(ds, 0) + 1
+        print(f"{root / 'features'}: {len(staged)} FeatureSet(s)"
+              + (f" ({', '.join(f'{k}: {v}' for k, v in sorted(by.items()))})" if staged else ""))
     broken = [r.dataset for r in reports if r.status == "broken"]
     unusable = [r.dataset for r in reports if names and not r.ok]
+    changed = [f for r in reports for f in r.changed]
+    if changed:  # the most specific fault first: named files whose bytes are not the release's
+        unusable_too = sorted(set(broken + unusable))
+        raise ZsgmError(f"{', '.join(sorted(set(changed)))}: the bytes differ from the known xlsa17 release "
+                        f"(corrupted, or another copy; see above)"
+                        + (f"; {', '.join(unusable_too)} not usable under this data root" if unusable_too else "")
+                        + "; `zsgm data fetch DATASET --force` gets them again")
     if broken or unusable:
         raise ZsgmError(f"{', '.join(sorted(set(broken + unusable)))}: not usable under this data root (see above); "
                         f"`zsgm data fetch DATASET --data-root DIR` gets the official files")

@@ -26,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", help="where the datasets live on this machine (default: the record's)")
     p.add_argument("--device", help="auto | cpu | cuda[:N] (default: the record's)")
     p.add_argument("--tolerance", type=float, default=0.0,
-                   help="largest accepted difference in U/S/H/ZSL percentage points (default 0: identical)")
+                   help="largest accepted difference in U/S/H/ZSL percentage points, 0..100 (default 0: identical)")
     p.add_argument("--append", action="store_true", help="append the new record to the store as well")
     p.add_argument("--json", action="store_true", help="print the comparison as one JSON object on the last line")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -116,9 +116,24 @@ def run(args) -> int:
     from zsgm.core.project import versions
     from zsgm.pipelines.gzsl import run_gzsl
 
-    store = Path(args.store) if args.store else default_store()
-    if not store.is_file():
+    from zsgm.evaluate.records import check_writable
+    from zsgm.pipelines.params import RERUN, check_device, check_flags, check_path
+
+    check_flags(args, RERUN)  # --tolerance nan / -1: refused before a run
+    check_path(args.store, "--store")
+    check_path(args.data_root, "--data-root")
+    if args.device is not None:
+        check_device(args.device)
+    store = Path(args.store) if args.store is not None else default_store()
+    if store.is_dir():
+        raise ZsgmError(f"results store {store} is a directory, not a records file; pass --store FILE (the "
+                        f"runs.jsonl inside it?)")
+    if store.exists() and not store.is_file():
+        raise ZsgmError(f"results store {store} is not a regular file; pass --store FILE")
+    if not store.exists():
         raise ZsgmError(f"results store {store} does not exist; pass --store FILE or set $ZSGM_RESULTS")
+    if args.append:
+        check_writable(store)  # the new record must be appendable: known before the rerun trains
     record = find_record(read_records(store), args.record_id, store)
     if record.get("status", "ok") not in ("ok", "collapsed"):
         log.warning("record %s has status '%s'; re-running it anyway", record["id"], record.get("status"))
