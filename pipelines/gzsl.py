@@ -24,7 +24,7 @@ from safetensors.torch import save_file
 from zsgm.evaluate import scoring
 from zsgm.evaluate.classifiers import CLASSIFIERS
 from zsgm.evaluate.metrics import GZSLResult, gamma_grid, per_class_accuracy
-from zsgm.evaluate.records import append_record, default_runs_dir, finite_record
+from zsgm.evaluate.records import append_record, check_writable, default_runs_dir, finite_record
 from zsgm.evaluate.scoring import Problem, Scores, make_problem, score
 from zsgm.evaluate.selection import diverged, validation_split
 from zsgm.core.device import pick_device
@@ -36,6 +36,7 @@ from zsgm.core.rng import seed_everything
 from zsgm.generate.engine import Engine, TrainData
 from zsgm.generate.registry import get as get_model
 from zsgm.pipelines.config import DEMO_DIR, Resolved, RunConfig, apply_budget, resolve
+from zsgm.pipelines import outcome
 
 log = logging.getLogger("zsgm.gzsl")
 VAL_HISTORY = "val_history.json"  # in runs/<id>/: the selection run's per-epoch history
@@ -125,6 +126,7 @@ def _train_and_select(rc: Resolved, prob: Problem, device, epochs: int, ckpt: Pa
         if "eval_H" in h and (not best or h["eval_H"] > best["H"]):
             best = {"epoch": h["epoch"], "gamma": h["eval_gamma"], "H": h["eval_H"], "U": h["eval_U"],
                     "S": h["eval_S"], "zsl": h["eval_zsl"], "clf": h.get("eval_clf", rc.classifier.candidates()[0])}
+    outcome.restore_best(ckpt, best, device)  # and the scores of that epoch, where they were kept
     patience, every = rc.selection.patience, rc.selection.eval_every
 
     def on_epoch(eng: Engine, epoch: int, logs: dict):
@@ -142,12 +144,13 @@ def _train_and_select(rc: Resolved, prob: Problem, device, epochs: int, ckpt: Pa
                "eval_clf": options}
         if not best or res.H > best["H"]:
             best.update(epoch=epoch, gamma=gamma, H=res.H, U=res.U, S=res.S, zsl=res.zsl, scores=s, clf=options)
+            outcome.save_best(ckpt, best)  # a run resumed after this epoch still has these scores
         if patience and epoch - best["epoch"] >= patience * every:
             out["stop"] = True
         return out
 
-    engine.fit(train_data(prob), epochs, on_epoch if evaluate else None, checkpoint=ckpt, progress=progress, desc=desc,
-               **_watching(desc, epochs))
+    engine.fit(train_data(prob), epochs, outcome.ticking(ckpt, on_epoch if evaluate else None), checkpoint=ckpt,
+               progress=progress, desc=desc, **_watching(desc, epochs))
     return engine, best
 
 
@@ -168,6 +171,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     get_model(cfg.model)  # unknown names fail before any work
     CLASSIFIERS.get_entry(cfg.classifier)  # likewise for the classifier
+    check_writable(store, runs_dir or default_runs_dir())  # a store that cannot be written: before any work
     fs = featureset if featureset is not None else load_featureset(cfg)
     fs.check_gzsl(str(cfg.features or cfg.data))  # no test images of a split: an error, never a NaN
     rc = resolve(cfg, fs)
@@ -179,11 +183,13 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
         log.warning("%s has no validation classes: running with selection 'fixed' (the configured %d epochs, "
                     "no search)", fs.dataset, rc.generator.epochs)
         selection = "fixed"
+    outcome.check_inputs(fs, rc, split, str(cfg.features or cfg.data))  # e.g. a kNN k past the data
     run_dir = run_path(cfg, runs_dir, name)
     run_dir.mkdir(parents=True, exist_ok=True)
     _start_watching(cfg, rc, run_dir, device, tensorboard)
     _drop_stale_checkpoints(run_dir, {"features": featureset_fingerprint(fs), "resolved": rc.to_dict(),
                                      "selection": selection})
+    timer = outcome.Segments.start(run_dir, t0)  # a resumed run adds the segments before it
     seen, unseen = fs.seen_classes, fs.unseen_classes
     attempts: list[Attempt] = []
     for attempt in range(cfg.max_reseeds + 1):
@@ -236,6 +242,7 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
                 gamma, res = score(s, prob, 0.0)  # no data to choose γ on: no calibration
             # Without validation data, collapse is judged on the synthetic features alone.
             collapsed = engine.family.synthesizes and s.synth_std < COLLAPSED_SPREAD
+        collapsed = collapsed or not outcome.scores_finite(s, prob)  # NaN/inf scores: re-seeded like a collapse
         attempts.append(Attempt(seed, res, final_epochs, gamma, collapsed, val, s, prob, engine, val_history, vprob))
         if not collapsed:
             break
@@ -246,10 +253,21 @@ def run_gzsl(cfg: RunConfig, *, store: Path | None = None, runs_dir: Path | None
             log.warning("seed %d: collapsed (synthetic features' spread %.2g, below %g); re-seeding",
                         seed, s.synth_std, COLLAPSED_SPREAD)
     final = attempts[-1]
-    record = finite_record(_record(cfg, fs, selection, final, attempts, time.perf_counter() - t0, started, rc))
+    # A degenerate result (NaN scores, every seed collapsed, one class predicted, U = 0) is recorded as
+    # such, never as a success (zsgm gzsl exits with outcome.EXIT_DEGENERATE).
+    status, reason = outcome.judge(final, attempts)
+    segments = timer.segments()  # seconds: their sum (a resumed run counts the segments before it)
+    record = _record(cfg, fs, selection, final, attempts, sum(s["seconds"] for s in segments), started, rc)
+    record.update(status=status, segments=segments,
+                  **({"degenerate": reason} if reason else {}), **({"error": reason} if status == "failed" else {}))
+    if reason:
+        log.warning("run %s %s: %s", record["id"], status, reason)
+    record = finite_record(record)
     _save_run(run_dir, record, final, fs)
     append_record(record, store)
     _stop_watching(record, run_dir, keep_checkpoints)
+    timer.finish()
+    outcome.remember(record)
     if keep is not None:
         keep.update(attempt=final, featureset=fs, resolved=rc, run_dir=run_dir)
     return record
@@ -374,14 +392,19 @@ def _score_tensors(s: Scores, prob: Problem) -> dict:
 
 def final_line(record: dict) -> str:
     tag = " [ORACLE: epoch chosen on test]" if record["selection"] == "oracle" else ""
-    return (f"U={record['U']:.2f} S={record['S']:.2f} H={record['H']:.2f} ZSL={record['zsl']:.2f} "
+    tag += outcome.mark(record)  # COLLAPSED / FAILED: not a result
+
+    def num(k: str) -> str:
+        return "n/a" if record.get(k) is None else f"{record[k]:.2f}"
+
+    return (f"U={num('U')} S={num('S')} H={num('H')} ZSL={num('zsl')} "
             f"({record['dataset']}, {record['model']}+{record['classifier']}, seed {record['seed']}, "
             f"selection {record['selection']}, {record['n_classes']} classes, {record['seconds']:.1f}s){tag}")
 
 
 def record_json(record: dict) -> str:
     keys = ("id", "dataset", "backbone", "model", "classifier", "tricks", "seed", "selection", "U", "S", "H", "zsl",
-            "epochs", "seconds", "n_classes", "reseeds", "collapsed")
+            "epochs", "seconds", "n_classes", "reseeds", "collapsed", "status", "degenerate")
     return json.dumps({k: record.get(k) for k in keys})
 
 
