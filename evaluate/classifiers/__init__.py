@@ -6,17 +6,7 @@ means the same whatever the number of classes (validation and test problems diff
 """
 from __future__ import annotations
 
-from zsgm.core.registry import Registry
+from zsgm.evaluate.classifiers import knn, prototype, softmax  # noqa: F401  (each registers itself)
+from zsgm.evaluate.classifiers.registry import CLASSIFIERS, build, register
 
-CLASSIFIERS = Registry("classifier")
-register = CLASSIFIERS.register
-
-
-def build(name: str, options: dict):
-    """Classifier ``name`` with ``options`` (every field of its ``Options``: the defaults are in
-    pipelines/configs/classifiers/<name>.yaml); it trains on the device of the features it is fit on."""
-    cls = CLASSIFIERS.get_entry(name).cls
-    return cls(cls.Options(**options))
-
-
-from zsgm.evaluate.classifiers import knn, prototype, softmax  # noqa: E402,F401  (registration)
+__all__ = ["CLASSIFIERS", "build", "register"]

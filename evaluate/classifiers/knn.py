@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from zsgm.evaluate.classifiers import register
+from zsgm.evaluate.classifiers.registry import register
 
 
 @register("knn", "k nearest neighbours (cosine) over real seen + synthetic unseen features")

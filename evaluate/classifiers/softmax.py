@@ -8,7 +8,7 @@ from torch import nn
 
 from zsgm.core.training import adam, cuda_graphs_wanted, train_minibatch
 
-from zsgm.evaluate.classifiers import register
+from zsgm.evaluate.classifiers.registry import register
 
 
 @register("softmax", "linear softmax over all classes on real seen + synthetic unseen features (f-CLSWGAN)")
