@@ -142,7 +142,8 @@ def test_selection_evidence_is_kept(tmp_path):
     hist = json.loads((tmp_path / "runs" / rec["id"] / "val_history.json").read_text())
     assert [h["epoch"] for h in hist] == [1, 2]
     assert all({"eval_U", "eval_S", "eval_H", "eval_gamma", "loss_generator"} <= set(h) for h in hist)
-    assert rec["budget"] and rec["resolved"]["budget"] == rec["budget"]
+    # the record names the run budget (seed where none was named) and the dataset layer the settings read
+    assert rec["budget"] == "seed" and rec["layer"] and rec["resolved"]["budget"] == rec["layer"]
     # the calibration diagnostic: the final scores with γ on test, a grid that holds the γ validation chose
     diag = rec["gamma_on_test"]
     assert diag["H"] >= rec["H"] and set(diag) == {"gamma", "U", "S", "H", "zsl"} and diag["zsl"] == rec["zsl"]
