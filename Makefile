@@ -21,7 +21,7 @@ ARGS     ?=
 
 opt = $(if $(2),$(1) $(2))
 
-.PHONY: setup test gzsl extract tables bench quality clean
+.PHONY: setup test test-fast gzsl extract tables bench quality clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -36,6 +36,10 @@ $(ZSGM):
 
 test: $(ZSGM)
 	$(BIN)/python -m pytest $(ARGS)
+
+# the quick tier for development: everything but the tests marked slow
+test-fast: $(ZSGM)
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 gzsl: $(ZSGM)
 	$(ZSGM) gzsl $(call opt,--data,$(DATA)) $(call opt,--model,$(MODEL)) $(call opt,--backbone,$(BACKBONE)) \

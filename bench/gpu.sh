@@ -59,14 +59,14 @@ if [ "$PLAN" = short ] || [ "$PLAN" = full ]; then
 fi
 case "$PLAN" in
 short)
-    step 200 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 1 --ttr-repeats 0 \
+    step 200 cramer $PY -m zsgm.pipelines.cli bench "${HEAD[@]}" --repeats 1 --ttr-repeats 0 \
         --sections pairs --out "$OUT" --tag cuda-cramer-prototype
-    step 100 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 1 --sections extraction \
+    step 100 extraction $PY -m zsgm.pipelines.cli bench --device cuda --budget seed --repeats 1 --sections extraction \
         --out "$OUT" --tag cuda-extraction ;;
 full)
-    step 390 cramer $PY -m pipelines.cli bench "${HEAD[@]}" --repeats 2 --ttr-repeats 0 \
+    step 390 cramer $PY -m zsgm.pipelines.cli bench "${HEAD[@]}" --repeats 2 --ttr-repeats 0 \
         --sections pairs --out "$OUT" --tag cuda-cramer-prototype
-    step 95 extraction $PY -m pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
+    step 95 extraction $PY -m zsgm.pipelines.cli bench --device cuda --budget seed --repeats 2 --sections extraction \
         --out "$OUT" --tag cuda-extraction ;;
 more)
     # the prototype classifier's fit on a CUB-sized problem: graphs (auto) against eager, batch 1024 and 256
@@ -76,10 +76,10 @@ more)
     # nvJPEG + the batched transform against PIL + timm's, on the staged CUB photos
     step 40 pixels $PY lab/experiments/gpu_transform_vs_pil.py --device cuda --images 256
     cp /tmp/zsgm-pixels.log "$OUT/cuda-transform-vs-pil.log"
-    step 170 ttr $PY -m pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
+    step 170 ttr $PY -m zsgm.pipelines.cli bench "${HEAD[@]}" --ttr-repeats 1 --ttr-epochs 30 \
         --sections ttr --out "$OUT" --tag cuda-cramer-prototype-ttr
-    step 50 demo $PY -m pipelines.cli bench --device cuda --repeats 2 --sections demo --out "$OUT" --tag cuda-demo
-    step 180 wgan $PY -m pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
+    step 50 demo $PY -m zsgm.pipelines.cli bench --device cuda --repeats 2 --sections demo --out "$OUT" --tag cuda-demo
+    step 180 wgan $PY -m zsgm.pipelines.cli bench --device cuda --budget seed --models wgan --classifiers softmax \
         --epochs 5 --eval-every 5 --repeats 1 --ttr-repeats 0 --sections pairs --no-speed-options \
         --out "$OUT" --tag cuda-wgan-softmax ;;
 *)

@@ -14,7 +14,10 @@ def pick_device(name: str | None = None) -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ZsgmError(f"--device {name} asked for, but torch sees no CUDA device; use --device cpu")
-    return torch.device(name)
+    try:
+        return torch.device(name)
+    except (RuntimeError, ValueError, TypeError):
+        raise ZsgmError(f"--device {name}: not a device; use auto, cpu, cuda or cuda:N") from None
 
 
 def dist_rank() -> int:

@@ -16,6 +16,7 @@ import struct
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -38,6 +39,9 @@ KINDS = {"features": ("float", 2), "labels": ("int", 1), "attributes": ("float",
 FEATURE_LIMIT = 1e18
 LIST_META = ("class_names", "image_files")
 FORMAT_VERSION = "1"
+# Readers of other formats by file suffix, registered by the modules that know them (xlsa17.py: ".mat"),
+# so that the cache format does not import its converters.
+READERS: dict[str, Callable[[Path], "FeatureSet"]] = {}
 
 _ST_DTYPES = {
     "F16": np.float16, "F32": np.float32, "F64": np.float64, "BF16": None,
@@ -302,10 +306,9 @@ class FeatureSet:
         if not stat_mod.S_ISREG(st.st_mode):
             raise ZsgmError(f"FeatureSet {path} is not a regular file (a device, pipe or socket); pass a "
                             f".safetensors file written by `zsgm extract`")
-        if path.suffix.lower() == ".mat":  # an xlsa17 res101.mat, its split file beside it
-            from zsgm.extract.xlsa17 import load_mat
-
-            return load_mat(path)
+        reader = READERS.get(path.suffix.lower())
+        if reader is not None:  # another format: an xlsa17 res101.mat, its split file beside it (xlsa17.py)
+            return reader(path)
         try:
             header, tensors = _read_safetensors(path, mmap_features)
         except ZsgmError:

@@ -16,7 +16,7 @@ import torch
 from zsgm.core.errors import ZsgmError
 from zsgm.core.logs import log
 from zsgm.core.project import data_root
-from zsgm.extract.featureset import FeatureSet, check_splits
+from zsgm.extract.featureset import READERS, FeatureSet, check_splits
 from zsgm.extract.specs import DatasetSpec, get_spec
 
 LOCS = ("trainval_loc", "test_seen_loc", "test_unseen_loc")
@@ -422,6 +422,9 @@ def load_mat(features_path: str | Path, split_path: str | Path | None = None) ->
     features_path = Path(features_path)
     split = Path(split_path) if split_path else split_beside(features_path)
     return from_xlsa17(features_path, split)
+
+
+READERS[".mat"] = load_mat  # FeatureSet.load("…/res101.mat") reads the xlsa17 pair
 
 
 def default_root_has(spec: DatasetSpec, root: str | Path | None = None) -> bool:

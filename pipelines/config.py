@@ -22,13 +22,11 @@ import yaml
 from zsgm.core.errors import ZsgmError
 from zsgm.core.files import stable_hash
 from zsgm.core.project import PROJECT_ROOT
+from zsgm.pipelines.params import (NOISE, RUN, SELECTIONS, _setting, check_clf_layer, check_device, check_hp_layer,
+                                   check_value)
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
-SELECTIONS = ("validation", "oracle", "fixed")
 DEMO_DIR = PROJECT_ROOT / "data" / "demo"
-# The attribute-noise trick's switch: which side is on. train: the seen classes' attributes while
-# training; synthesis: the unseen classes' attributes when synthesising; on: both; off: neither.
-NOISE = ("on", "off", "train", "synthesis")
 # Settings that have one way in, a typed run field (and its flag), not --set.
 RUN_FIELDS_IN_HP = {"epochs": "--epochs", "eval_every": "--eval-every"}
 
@@ -85,8 +83,6 @@ class RunConfig:
         """Every field, hyper-parameter and classifier option against its declaration
         (``pipelines/params.py``), before any data are read; ``flags`` maps fields to the
         command-line flags that set them, for the messages."""
-        from zsgm.pipelines.params import check_run
-
         if self.budget is not None and self.budget not in BUDGETS:
             flag = (flags or {}).get("budget") or f"{source}: budget"
             raise ZsgmError(f"{flag} {self.budget!r}: unknown; use one of {', '.join(BUDGETS)} "
@@ -402,7 +398,6 @@ def classifier_defaults(name: str, **overrides) -> dict:
 def resolve_classifier(cfg: RunConfig, ds: dict) -> ClassifierConfig:
     """The classifier's options: its YAML < the dataset's ``clf_hp`` < ``--clf-set``; its search: its
     YAML < the dataset's ``clf_search`` (each keyed by classifier name), less what the run fixes."""
-    from zsgm.pipelines.params import check_clf_layer
 
     name = cfg.classifier
     own = classifier_layer(name)
@@ -433,3 +428,40 @@ def _rel(path: Path) -> str:
         return str(Path(path).resolve().relative_to(PROJECT_ROOT))
     except ValueError:
         return str(path)
+
+
+def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
+    """Every field of a :class:`~pipelines.config.RunConfig` and every hyper-parameter and classifier
+    option it resolves to, each against its declaration. Reads only the YAML configs."""
+    from zsgm.evaluate.classifiers import CLASSIFIERS
+    from zsgm.generate.registry import get as get_model
+
+    flags = flags or {}
+
+    def where(field: str, value: Any) -> str:
+        return _setting(flags.get(field), field, value, source)
+
+    for field, param in RUN.items():
+        value = getattr(cfg, field)
+        check_value(param, value, field, where(field, value))
+    for field in ("features", "data_root"):
+        value = getattr(cfg, field, None)
+        if value is not None and not str(value).strip():
+            lead = flags.get(field) or f"{source}: {field}"
+            raise ZsgmError(f"{lead} is empty: give a path, or leave it out for the default")
+    check_device(cfg.device, flags.get("device") or f"{source}: device")
+    get_model(cfg.model)                    # unknown names fail here, with suggestions
+    CLASSIFIERS.get_entry(cfg.classifier)
+    # hyper-parameters: each YAML layer (the one the run will read: a FeatureSet's own dataset), then
+    # the run's overrides, typed by the fields that read them
+    known = hp_owners(cfg.model)
+    for layer_source, values in hp_layers(cfg, dataset_layer(cfg)):
+        if layer_source == "run":
+            continue  # the typed run fields, checked above
+        if layer_source == "--set":
+            refuse_run_fields(values)
+            check_hp_layer(values, [k for k in known if k not in RUN_FIELDS_IN_HP], source, flags.get("hp"), cfg.model)
+        else:
+            check_hp_layer(values, known, layer_source, model=cfg.model)
+    check_clf_layer(cfg.classifier, cfg.clf_hp, source, flags.get("clf_hp"))
+    resolve(cfg)  # the dataset's classifier layer, the search lists, keys without a default

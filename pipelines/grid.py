@@ -12,8 +12,9 @@ An experiment YAML (``pipelines/configs/experiments/<name>.yaml``) names::
     backbones:                     # optional: features come from our own extraction
       names: [convnext_tiny, ...]  # timm names
       weights: [pretrained, scratch]
-                                   # or a list, each backbone with its own kinds:
-                                   # [{name: convnext_tiny, weights: [scratch]}, ...]
+                                   # or a list, each backbone with its own kinds (and extract
+                                   # options over the experiment's):
+                                   # [{name: convnext_tiny, weights: [scratch], extract: {...}}, ...]
     extract: {epochs: 30, ...}     # options of the extraction cells (scratch training budget ...);
                                    # tag: a suffix of this experiment's cache names (its own files),
                                    # scratch: {...} options of the scratch cells only (over the others)
@@ -140,6 +141,9 @@ def yaml_value(text: str, where: str) -> Any:
     return float(value) if isinstance(value, str) and _NUMBER.fullmatch(value.strip()) else value
 
 
+SET_EXAMPLES = {"--set": "n_synth=100", "--clf-set": "epochs=20", "--cell": "epochs=5"}
+
+
 def parse_sets(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
     """``["epochs=2", "hp.n_synth=20"]`` → ``{"epochs": 2, "hp": {"n_synth": 20}}`` (values read as
     YAML): the ``KEY=VALUE`` overrides of every command's ``--set`` / ``--clf-set``."""
@@ -147,7 +151,7 @@ def parse_sets(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
-            raise ZsgmError(f"{flag} {item!r}: expected KEY=VALUE, e.g. epochs=5 or hp.n_synth=100")
+            raise ZsgmError(f"{flag} {item!r}: expected KEY=VALUE, e.g. {flag} {SET_EXAMPLES.get(flag, 'key=5')}")
         parsed = yaml_value(value, f"{flag} {item!r}")
         *parents, leaf = key.strip().split(".")
         node = out
@@ -238,6 +242,8 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
     others = {k: v for k, v in axes.items() if k != "data"}
     sources += [(dict(zip(others, combo)), None, fset) for fset in featuresets
                 for combo in itertools.product(*others.values())]
+    # a bad value given on the command line is named as the command line's, not the experiment file's
+    where = f"the command line's --cell/--set/--clf-set {fixed} (over {source})" if fixed else source
     for values, bb, fset in sources:
         for vname, vset in variants:
             for seed in seed_list:
@@ -250,20 +256,21 @@ def load_experiment(name: str, seeds: int | list[int] | None = None, sets: dict 
                 labels = {"variant": vname} if vname is not None else {}
                 needs: list[str] = []
                 if bb is not None:
-                    ex = _extract_cell(params.get("data", "demo"), *bb, extract_opts, extract_resources,
-                                       params.get("data_root"), source, params.get("device"))
+                    name, kind, own = bb
+                    ex = _extract_cell(params.get("data", "demo"), name, kind, _merge(extract_opts, own),
+                                       extract_resources, params.get("data_root"), source, params.get("device"))
                     extracts.setdefault(ex.id, ex)
-                    params["backbone"] = cache_key(*bb, ex.params.get("tag"))
-                    labels.update(backbone=bb[0], pretrained=bb[1])
+                    params["backbone"] = cache_key(name, kind, ex.params.get("tag"))
+                    labels.update(backbone=name, pretrained=kind)
                     needs = [ex.id]
                 if fset is not None:
                     params.pop("data", None)
                     params["features"] = fset["features"]
                     labels.update(fset["labels"])
                 params["seed"] = seed
-                params = with_budget(params, budget_name, dataset_layer(RunConfig.from_dict(params, source)))
-                cfg = RunConfig.from_dict(params, source)
-                _check_names(cfg, source)
+                params = with_budget(params, budget_name, dataset_layer(RunConfig.from_dict(params, where)))
+                cfg = RunConfig.from_dict(params, where)
+                _check_names(cfg, where)
                 cell = Cell(cfg.run_id(), "gzsl", cfg.to_dict(), labels, needs, **resources)
                 cells.setdefault(cell.id, cell)
     tables = [TableSpec.from_dict(t, source) for t in (doc.get("tables") or [])] or \
@@ -298,17 +305,18 @@ def _variants(value, source: str, sets: dict, base: dict) -> list[tuple[str | No
     return out
 
 
-def _backbones(value, source: str) -> list[tuple[str, str] | None]:
-    """(timm name, weights kind) pairs: ``{names: [...], weights: [...]}`` (every name with every kind)
-    or ``[{name: ..., weights: [...]}, ...]`` (each backbone with its own kinds)."""
+def _backbones(value, source: str) -> list[tuple[str, str, dict] | None]:
+    """(timm name, weights kind, its own extraction options): ``{names: [...], weights: [...]}`` (every
+    name with every kind) or ``[{name: ..., weights: [...], extract: {...}}, ...]`` (each backbone with its
+    own kinds, and options over the experiment's ``extract``)."""
     if not value:
         return [None]
     if isinstance(value, dict) and not set(value) - {"names", "weights"} and value.get("names"):
         value = [{"name": n, "weights": value.get("weights") or ["pretrained"]} for n in value["names"]]
-    if not isinstance(value, list) or not all(isinstance(v, dict) and v.get("name") and not set(v) - {"name", "weights"}
-                                              for v in value):
+    if not isinstance(value, list) or not all(isinstance(v, dict) and v.get("name") and
+                                              not set(v) - {"name", "weights", "extract"} for v in value):
         raise ZsgmError(f"{source}: backbones must be {{names: [timm names], weights: [pretrained, scratch]}} or a "
-                        f"list of {{name: timm name, weights: [pretrained, scratch]}}")
+                        f"list of {{name: timm name, weights: [pretrained, scratch], extract: {{options}}}}")
     out = []
     for v in value:
         kinds = v.get("weights") or ["pretrained"]
@@ -316,8 +324,10 @@ def _backbones(value, source: str) -> list[tuple[str, str] | None]:
         bad = [k for k in kinds if k not in WEIGHT_KINDS]
         if bad:
             raise ZsgmError(f"{source}: backbones: {v['name']}: weights {bad} unknown; use {', '.join(WEIGHT_KINDS)}")
-        out += [(str(v["name"]), str(k)) for k in kinds]
-    return list(dict.fromkeys(out))
+        if not isinstance(v.get("extract") or {}, dict):
+            raise ZsgmError(f"{source}: backbones: {v['name']}: extract must map extraction options to values")
+        out += [(str(v["name"]), str(k), dict(v.get("extract") or {})) for k in kinds]
+    return list({bb[:2]: bb for bb in out}.values())
 
 
 def _featuresets(value, source: str, data_root: str | None) -> list[dict]:

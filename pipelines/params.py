@@ -25,7 +25,11 @@ from typing import Any, Iterable
 
 from zsgm.core.errors import ZsgmError
 from zsgm.extract.featureset import NORMALISATIONS
-from zsgm.pipelines.config import NOISE, SELECTIONS
+
+SELECTIONS = ("validation", "oracle", "fixed")
+# The attribute-noise trick's switch: which side is on. train: the seen classes' attributes while
+# training; synthesis: the unseen classes' attributes when synthesising; on: both; off: neither.
+NOISE = ("on", "off", "train", "synthesis")
 
 SEED_MAX = 2**32 - 1  # NumPy's seed range (torch takes more); re-seeds add 1000 per attempt below 2**64
 # Upper bounds where memory or time need one: a value past these cannot finish on any machine the
@@ -305,44 +309,6 @@ def check_clf_layer(classifier: str, values: dict, source: str, flag: str | None
                         f"{', '.join(sorted(options))}")
     for key, value in values.items():
         check_value(options[key], value, key if flag else prefix + key, _setting(flag, key, value, source))
-
-
-def check_run(cfg, source: str = "config", flags: dict | None = None) -> None:
-    """Every field of a :class:`~pipelines.config.RunConfig` and every hyper-parameter and classifier
-    option it resolves to, each against its declaration. Reads only the YAML configs."""
-    from zsgm.generate.registry import get as get_model
-    from zsgm.evaluate.classifiers import CLASSIFIERS
-    from zsgm.pipelines.config import RUN_FIELDS_IN_HP, dataset_layer, hp_layers, hp_owners, refuse_run_fields, resolve
-
-    flags = flags or {}
-
-    def where(field: str, value: Any) -> str:
-        return _setting(flags.get(field), field, value, source)
-
-    for field, param in RUN.items():
-        value = getattr(cfg, field)
-        check_value(param, value, field, where(field, value))
-    for field in ("features", "data_root"):
-        value = getattr(cfg, field, None)
-        if value is not None and not str(value).strip():
-            lead = flags.get(field) or f"{source}: {field}"
-            raise ZsgmError(f"{lead} is empty: give a path, or leave it out for the default")
-    check_device(cfg.device, flags.get("device") or f"{source}: device")
-    get_model(cfg.model)                    # unknown names fail here, with suggestions
-    CLASSIFIERS.get_entry(cfg.classifier)
-    # hyper-parameters: each YAML layer (the one the run will read: a FeatureSet's own dataset), then
-    # the run's overrides, typed by the fields that read them
-    known = hp_owners(cfg.model)
-    for layer_source, values in hp_layers(cfg, dataset_layer(cfg)):
-        if layer_source == "run":
-            continue  # the typed run fields, checked above
-        if layer_source == "--set":
-            refuse_run_fields(values)
-            check_hp_layer(values, [k for k in known if k not in RUN_FIELDS_IN_HP], source, flags.get("hp"), cfg.model)
-        else:
-            check_hp_layer(values, known, layer_source, model=cfg.model)
-    check_clf_layer(cfg.classifier, cfg.clf_hp, source, flags.get("clf_hp"))
-    resolve(cfg)  # the dataset's classifier layer, the search lists, keys without a default
 
 
 def check_extract_args(args) -> None:

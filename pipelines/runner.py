@@ -243,7 +243,11 @@ def run_plan(plan: Plan, executor=None, *, store: Path | None = None, runs_dir: 
     summary = Summary()
     done = finished_ids(read_records(store))
 
-    extracts = [c for c in plan.extract_cells if not c.missing and not extraction_output(c).is_file()]
+    # an extraction is needed while one of its GZSL cells is not done (a store of finished records, such as
+    # a committed one, makes a rerun skip the hours of scratch training whose cells it already holds)
+    wanted = {n for c in plan.gzsl_cells if c.id not in done for n in c.needs}
+    extracts = [c for c in plan.extract_cells
+                if c.id in wanted and not c.missing and not extraction_output(c).is_file()]
     failed_extracts: dict[str, str] = {}
 
     def on_extract(cell: Cell, records: list[dict]) -> None:

@@ -18,6 +18,7 @@ def readme_example() -> str:
     return re.search(r"```python\n(.*?)```", section, re.S).group(1)
 
 
+@pytest.mark.slow
 def test_the_readme_example_runs_and_synthesises(tmp_path, monkeypatch):
     monkeypatch.setenv("ZSGM_RESULTS", str(tmp_path / "results"))
     monkeypatch.chdir(PROJECT_ROOT)

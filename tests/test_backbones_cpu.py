@@ -20,10 +20,12 @@ def test_the_miniature_plan(tmp_path):
     assert len(ex) == 8 and {d for _, d in ex} == {"cub", "flo"}
     lite = ex[("tf_efficientnet_lite0", "cub")]
     assert not lite["scratch"] and "img_size" not in lite and lite["tag"] == "cpu"  # its own 224 px
-    for bb in ("convnext_tiny", "swin_tiny_patch4_window7_224", "vit_base_patch16_224"):
+    for bb in ("convnext_tiny", "swin_tiny_patch4_window7_224"):
         p = ex[(bb, "flo")]
         # from scratch on the training classes only (the validation classes left out), at the CPU schedule
         assert p["scratch"] and p["train"]["classes"] == "train" and p["img_size"] == p["train"]["img_size"] == 112
+    vit = ex[("vit_base_patch32_224", "cub")]  # its own resolution over the experiment's, the rest shared
+    assert vit["img_size"] == vit["train"]["img_size"] == 128 and vit["train"]["epochs"] == 12
     cells = plan.gzsl_cells
     assert len(cells) == (8 + 1) * 3 * 3  # (4 backbones x 2 datasets + CUB-50) x 3 configurations x 3 seeds
     cub50 = [c for c in cells if c.labels.get("dataset") == "cub50"]
@@ -73,6 +75,7 @@ def test_pretrained_vs_scratch_plot(tmp_path):
     assert out.is_file() and out.read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_a_tiny_slice_end_to_end_never_trains_on_validation_or_unseen_images(tmp_path, monkeypatch):
     """Extraction cell (scratch, training classes only) → cache → GZSL → table with the gain column."""
     import zsgm.extract.job

@@ -135,7 +135,9 @@ def test_cli_export_then_gzsl_reads_the_mat(extracted, tmp_path, capsys, monkeyp
     assert fs.meta["backbone"] == extracted.meta["backbone"]
     rc = main(["gzsl", "--features", str(out / "res101.mat"), "--model", "ridge", "--classifier", "knn",
                "--no-progress", "--json"])
-    assert rc == 0, capsys.readouterr().err
+    # the tiny extraction's features may well give a degenerate result (exit 3, recorded as collapsed):
+    # what this checks is that the .mat was read and run, not its accuracy
+    assert rc in (0, 3), capsys.readouterr().err
     record = json.loads(capsys.readouterr().out.splitlines()[-1])
     assert record["dataset"] == "cub" and record["backbone"] == "vit_base_patch16_224.augreg_in1k"
 

@@ -22,6 +22,7 @@ from zsgm.pipelines.quality import QualityRequest, check_targets, run as run_qua
 DEMO_FLOOR_H = 25.0
 
 
+@pytest.mark.slow
 def test_quality_slice_on_the_demo_clears_its_floor(tmp_path):
     report = run_quality(QualityRequest(seeds=1, configurations=["cramer+tricks"], selections=("validation",),
                                         staged=False, store=str(tmp_path / "q.jsonl"), out=str(tmp_path / "q.md")))

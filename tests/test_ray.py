@@ -16,6 +16,9 @@ from test_runner import TINY  # noqa: E402  (the same tiny budgets as the local 
 NUMBERS = ("U", "S", "H", "zsl", "epochs", "gamma", "reseeds", "status")
 
 
+pytestmark = pytest.mark.slow  # a local Ray instance started and grids run on it
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)

@@ -27,6 +27,9 @@ EPOCHS = 4
 KEYS = ("U", "S", "H", "zsl", "epochs", "gamma", "reseeds", "collapsed", "seed_used", "val")
 
 
+pytestmark = pytest.mark.slow  # runs killed with SIGKILL and resumed, in subprocesses: minutes
+
+
 def planted(path: Path) -> Path:
     from zsgm.testing import planted_featureset
 

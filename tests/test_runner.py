@@ -222,6 +222,7 @@ def test_unknown_experiment_and_bad_set() -> None:
     assert main(["tables", "--exp", "dem"]) == 2
 
 
+@pytest.mark.slow
 def test_extraction_cells_run_before_their_gzsl_cells(results: Path, tmp_path, monkeypatch) -> None:
     """A backbone grid on six real CUB classes: extraction (lite0, real weights) → cache → GZSL."""
     from zsgm.core.project import shared_data_root

@@ -338,6 +338,7 @@ def test_reference_h_like_for_like_takes_the_epochs_zsgm_scores():
 
 
 
+@pytest.mark.slow
 def test_bench_quick_smoke(tmp_path):
     from zsgm.pipelines.cli import main
 

@@ -117,12 +117,8 @@ def run(features: str | Path | FeatureSet | None = None, *, store: str | Path | 
     cfg = RunConfig.from_dict(settings, "zsgm.run")
     keep: dict = {}
     record = run_gzsl(cfg, store=Path(store) if store else None, runs_dir=Path(runs_dir) if runs_dir else None,
-                      progress=progress, featureset=fs, keep=keep)
+                      progress=progress, featureset=fs, keep=keep, keep_checkpoints=keep_checkpoints)
     run_dir = keep["run_dir"]
-    if not keep_checkpoints:
-        from zsgm.pipelines.runner import drop_checkpoints
-
-        drop_checkpoints(run_dir.parent, run_dir.name)
     attempt = keep["attempt"]
     per_class = json.loads((run_dir / "per_class.json").read_text())
     return Result(record, per_class, attempt.engine, keep["featureset"], attempt.prob, run_dir)

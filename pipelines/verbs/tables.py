@@ -60,6 +60,13 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
+    from zsgm.pipelines import params
+
+    # the verb's own flags first, before the experiment is read: a bad one is the command line's fault
+    params.check_flags(args, params.TABLES)
+    params.check_device(args.device)
+    params.check_path(args.data_root, "--data-root")
+    params.check_path(args.out, "--out")
     from zsgm.evaluate.records import default_store, finished_ids, read_records, results_dir
     from zsgm.core.logs import show_progress
     from zsgm.pipelines.grid import load_experiment, parse_sets
@@ -74,10 +81,6 @@ def run(args) -> int:
             sets[key] = value
     plan = load_experiment(args.exp, seeds=args.seeds, sets=sets, gpus_per_cell=args.gpus_per_cell,
                            budget=args.budget)
-    if args.jobs < 1:
-        from zsgm.core.errors import ZsgmError
-
-        raise ZsgmError(f"--jobs must be >= 1, got {args.jobs}")
     if args.dry_run:
         print(dry_run_text(plan, finished_ids(read_records())))
         return 0
