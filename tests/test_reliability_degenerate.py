@@ -420,3 +420,20 @@ def test_refused_partial_root_suggests_features(tmp_path, capsys):
     line = assert_clean_error(*cli(capsys, ["gzsl", "--data", "cub", "--data-root", str(root), "--no-progress"]),
                               ["res101.mat", "looks like a partial copy", "--features", "48 images"])
     assert str(root / "CUB" / "res101.mat") in line
+
+
+# ---------------------------------------------------------------- items 10 and 11: messages name the command line
+@pytest.mark.parametrize("args, words", [
+    (["tables", "--seeds", "0"], ["--seeds", ">= 1"]),
+    (["tables", "--device", "bogus"], ["--device bogus", "not a device"]),
+    (["tables", "--exp", "demo", "--cell", "epochs=-1", "--dry-run"], ["command line", "epochs", "-1"]),
+    (["tables", "--exp", "demo", "--set", "n_synth=-5", "--dry-run"], ["command line", "n_synth", "-5"]),
+    (["gzsl", "--set", "lr"], ["--set 'lr'", "KEY=VALUE", "--set n_synth=100"]),
+    (["gzsl", "--clf-set", "lr"], ["--clf-set 'lr'", "--clf-set epochs=20"]),
+    (["gzsl", "--device", "bogus"], ["--device bogus", "not a device"]),
+], ids=["seeds-0", "tables-device", "cell", "set", "set-message", "clf-set-message", "gzsl-device"])
+def test_command_line_faults_are_named_as_the_command_line(capsys, no_work, args, words):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert all(w in err for w in words), err
+    assert "experiments/demo.yaml:" not in err  # never blamed on a file the user did not touch
