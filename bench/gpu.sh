@@ -12,24 +12,7 @@
 # then run, on the machine, from the repository root:  OUT=<folder> [PLAN=short|full|more] bash bench/gpu.sh
 # Every step has its own time limit and writes its own result files (rewritten after each
 # section), so a step cut short keeps what it measured; the most important step goes first.
-set -u
-OUT=${OUT:-bench/results}
-mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
-[ -d .devdata ] && export ZSGM_DATA=$PWD/.devdata
-PY=${PY:-python3}
-T0=$(date +%s)
-
-step() {  # step <seconds> <name> <command...>
-    local limit=$1 name=$2
-    shift 2
-    echo "== $name (limit ${limit}s, at $(( $(date +%s) - T0 ))s)"
-    timeout "$limit" "$@" > "/tmp/zsgm-$name.log" 2>&1
-    local rc=$?
-    tail -n 60 "/tmp/zsgm-$name.log"
-    echo "== $name rc=$rc after $(( $(date +%s) - T0 ))s"
-    return $rc
-}
+source "$(dirname "$0")/gpu_lib.sh"
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv
 $PY -c "import sys, torch, timm; print(sys.version.split()[0], 'torch', torch.__version__, 'timm', timm.__version__, \

@@ -16,25 +16,11 @@
 #
 # then, on the machine, from the repository root:  OUT=<folder> [SEEDS=1] bash bench/gpu_table.sh
 # (about 6 min with SEEDS=1; every step has its own time limit and keeps its log in $OUT).
-set -u
-OUT=${OUT:-bench/results}
 SEEDS=${SEEDS:-1}
-mkdir -p "$OUT"
-export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1
-[ -d .devdata ] && export ZSGM_DATA=$PWD/.devdata ZSGM_RESULTS=$PWD/$OUT/gpu-table-results
-PY=${PY:-python3}
-T0=$(date +%s)
-
-step() {  # step <seconds> <name> <command...>
-    local limit=$1 name=$2
-    shift 2
-    echo "== $name (limit ${limit}s, at $(( $(date +%s) - T0 ))s)"
-    timeout "$limit" "$@" > "$OUT/gpu-table-$name.log" 2>&1
-    local rc=$?
-    tail -n 30 "$OUT/gpu-table-$name.log"
-    echo "== $name rc=$rc after $(( $(date +%s) - T0 ))s"
-    return $rc
-}
+LOGS=${OUT:-bench/results}/gpu-table
+source "$(dirname "$0")/gpu_lib.sh"
+export HF_HUB_OFFLINE=1
+[ -d .devdata ] && export ZSGM_RESULTS=$PWD/$OUT/gpu-table-results
 
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 $PY -c "import sys, torch, timm; print(sys.version.split()[0], 'torch', torch.__version__, 'timm', timm.__version__, \
