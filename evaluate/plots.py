@@ -104,8 +104,10 @@ def pretrained_vs_scratch(table: Table, path: str | Path, metric: str = "H") -> 
         x = np.arange(len(backbones))
         for j, conf in enumerate(configs):
             for i, bb in enumerate(backbones):
-                rk = next((r for r in table.row_keys if r[:-2] == bb and r[-2] == conf), None)
-                s = table.cells.get((rk, ck, metric)) if rk else None
+                # the row of this backbone and configuration that has this column (its selection may differ:
+                # a FeatureSet without validation classes runs selection fixed)
+                s = next((c for r in table.row_keys if r[:-2] == bb and r[-2] == conf
+                          and (c := table.cells.get((r, ck, metric))) is not None and c.mean is not None), None)
                 if s is None or s.mean is None:
                     continue
                 scratch = str(bb[at]) == "scratch"

@@ -345,7 +345,8 @@ def _featuresets(value, source: str, data_root: str | None) -> list[dict]:
                 or not isinstance(v.get("labels") or {}, dict):
             raise ZsgmError(f"{source}: featuresets[{i}] must be {{features: FILE, labels: {{field: value}}}}, "
                             f"got {v!r}")
-        path = v["features"].replace("{data_root}", str(root_of(data_root)))
+        # absolute, so that the cells' ids do not depend on how the root was spelled (../shared/data or /work/...)
+        path = str(Path(v["features"].replace("{data_root}", str(root_of(data_root)))).resolve())
         out.append({"features": path, "labels": {str(k): str(x) for k, x in (v.get("labels") or {}).items()}})
     return out
 

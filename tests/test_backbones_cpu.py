@@ -29,7 +29,7 @@ def test_the_miniature_plan(tmp_path):
     cells = plan.gzsl_cells
     assert len(cells) == (8 + 1) * 3 * 3  # (4 backbones x 2 datasets + CUB-50) x 3 configurations x 3 seeds
     cub50 = [c for c in cells if c.labels.get("dataset") == "cub50"]
-    assert len(cub50) == 9 and all(c.params["features"] == str(tmp_path / "features" / "cub50_lite0.safetensors")
+    assert len(cub50) == 9 and all(c.params["features"] == str((tmp_path / "features" / "cub50_lite0.safetensors").resolve())
                                    for c in cub50)
     assert all(c.missing for c in cub50)  # not at hand under tmp_path
     scratch = next(c for c in cells if c.labels.get("backbone") == "convnext_tiny")
@@ -126,7 +126,8 @@ tables: [{{name: mini, rows: [backbone, pretrained, variant], columns: [dataset]
     trained = json.loads(fs.meta["scratch_trained_classes"])
     assert trained and not set(trained) & {raw.class_names[c] for c in val | unseen}
     recs = read_records(tmp_path / "runs.jsonl")
-    assert len(recs) == 2 and all(r["status"] == "ok" for r in recs)
+    # one random-weight epoch gives no usable features: a degenerate run is recorded as collapsed, not failed
+    assert len(recs) == 2 and all(r["status"] in ("ok", "collapsed") for r in recs)
     md = write_tables(plan, recs, tmp_path / "tables")[0]
     assert "H − ridge" in md and (tmp_path / "tables" / "mini.tex").is_file()
     # Rerunning the command skips finished cells.

@@ -84,8 +84,10 @@ def test_metadata_and_record_flag_follow(tmp_path, monkeypatch, which):
     assert json.loads(fs.meta["scratch_config"])["classes"] == which
 
     monkeypatch.setenv("ZSGM_RESULTS", str(tmp_path / "results"))
+    # a one-epoch backbone's features may give a degenerate result (exit 3, recorded as collapsed): the
+    # record's flags are what this checks
     assert main(["gzsl", "--features", str(tmp_path / "f.safetensors"), "--model", "ridge", "--classifier",
-                 "softmax", "--clf-set", "epochs=2", "--json", "--no-progress"]) == 0
+                 "softmax", "--clf-set", "epochs=2", "--json", "--no-progress"]) in (0, 3)
     rec = json.loads((tmp_path / "results" / "runs.jsonl").read_text().strip().splitlines()[-1])
     assert rec["selection"] == "validation" and rec["pretrained"] == "scratch"
     assert rec["selection_saw_val_classes"] is (which == "trainval")
