@@ -93,6 +93,7 @@ class DatasetCheck:
     problems: list[str] = field(default_factory=list)
     verified: dict[str, str] = field(default_factory=dict)   # file -> how it was checked (sha256 / shapes)
     changed: list[str] = field(default_factory=list)         # files whose bytes differ from every known copy
+    differs: list[str] = field(default_factory=list)         # what is said of each (not a problem by itself)
     missing: dict = field(default_factory=dict)              # classes and images the root lacks
 
     @property
@@ -117,15 +118,15 @@ class DatasetCheck:
             return f"no splits ({self.files.get(get_spec(self.dataset).split_file, '')})"
         if self.status == "broken":
             return f"broken: {self.problems[0]}"
-        if self.changed:
-            return f"{self.status}, but {', '.join(self.changed)} differ(s) from the known xlsa17 release (zsgm data check)"
         bits = [k for k, v in self.files.items() if v.startswith("ok")]
         img = self.images
         if img.get("present"):
             bits.append(f"{img['present']}/{img['expected']} images ({img['classes_present']}/{img['classes']} classes)")
         else:
             bits.append("no images")
-        return f"{self.status}: " + ", ".join(bits)
+        note = f"; {', '.join(self.changed)} differ(s) from the known xlsa17 release (zsgm data check)" \
+            if self.changed else ""
+        return f"{self.status}: " + ", ".join(bits) + note
 
     def lines(self) -> list[str]:
         out = [f"{self.dataset}: {self.status}  ({self.folder})"]
@@ -156,6 +157,7 @@ class DatasetCheck:
                 out.append(f"  {'verified':<16} {name} by {how}")
         out.append(f"  {'features':<16} " + (", ".join(self.features) if self.features else "none extracted"))
         out.extend(f"  problem: {p}" for p in self.problems)
+        out.extend(f"  differs: {d}" for d in self.differs)
         return out
 
 
@@ -190,7 +192,8 @@ def root_featuresets(root: str | Path | None = None) -> dict[str, str]:
 
 def verify_file(rep: DatasetCheck, path: Path, key: str, known: str | None) -> None:
     """sha256 of ``path`` against the known copy of the release (``known``); a mismatch is listed in
-    ``rep.changed`` and as a problem naming the file and both sums."""
+    ``rep.changed`` and said in ``rep.differs``, naming the file and both sums. It is no problem by itself:
+    a re-saved or self-made copy differs and may be fine (``zsgm data check --strict`` makes it an error)."""
     from zsgm.core.files import sha256_file
 
     if known is None or not path.is_file():
@@ -200,7 +203,7 @@ def verify_file(rep: DatasetCheck, path: Path, key: str, known: str | None) -> N
         rep.verified[key] = f"sha256 {got[:12]}... = the known xlsa17 copy"
         return
     rep.changed.append(key)
-    rep.problems.append(f"{path}: sha256 {got[:16]}... differs from the known xlsa17 copy ({known[:16]}...): the "
+    rep.differs.append(f"{path}: sha256 {got[:16]}... differs from the known xlsa17 copy ({known[:16]}...): the "
                         f"file is corrupted or another copy; fetch it again (`zsgm data fetch {rep.dataset} "
                         f"--force`) unless you know its origin")
 

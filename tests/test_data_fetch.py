@@ -279,7 +279,7 @@ def test_data_check_reports_what_a_root_holds(tmp_path, capsys):
     assert "cub: partial" in out and f"trainval {n_tv}/7057" in out
     assert "class order      aligned with att_splits.mat" in out
     assert main(["data", "check", "--data-root", str(tmp_path), "--json"]) == 0
-    rows = {r["dataset"]: r for r in map(json.loads, capsys.readouterr().out.splitlines())}
+    rows = {r["dataset"]: r for r in map(json.loads, capsys.readouterr().out.splitlines()) if "dataset" in r}
     assert rows["cub"]["images"]["present"] == len(src.paths) and rows["awa2"]["status"] == "absent"
     assert main(["data", "check", "awa2", "--data-root", str(tmp_path)]) == 2  # named but absent
     assert "not usable" in capsys.readouterr().err

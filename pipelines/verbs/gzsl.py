@@ -167,8 +167,7 @@ def threads_for(args) -> int:
 def run(args) -> int:
     import torch
 
-    from zsgm.core.logs import show_progress
-    from zsgm.pipelines.gzsl import check_run_name, final_line, record_json, run_gzsl
+    from zsgm.pipelines.gzsl import check_run_name
 
     cfg = config_from_args(args)
     if args.name:
@@ -177,7 +176,18 @@ def run(args) -> int:
         sys.stdout.write(config_yaml(cfg))
         return 0
     threads = threads_for(args)
-    torch.set_num_threads(threads)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)  # for this run only: a caller's process (tests, a notebook) keeps its own
+    try:
+        return _run(args, cfg, threads)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(args, cfg, threads: int) -> int:
+    from zsgm.core.logs import show_progress
+    from zsgm.pipelines.gzsl import final_line, record_json, run_gzsl
+
     log.info("budget %s%s; %d torch thread(s)%s; device %s", cfg.budget,
              " (auto: seed on a GPU, cpu otherwise)" if (args.budget or "auto") == "auto" and not args.config else "",
              threads, "" if args.threads else " (the cores free now; --threads N to pin it)", cfg.device)
