@@ -15,6 +15,7 @@ unless ``keep_checkpoints=True``.
 from __future__ import annotations
 
 import json
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,14 +30,16 @@ from zsgm.generate.engine import Engine
 from zsgm.pipelines.config import RunConfig
 from zsgm.pipelines.gzsl import featureset_fingerprint, run_gzsl
 
-_SOURCES: dict[int, str] = {}  # id(FeatureSet) -> the file it was loaded from
+# id(FeatureSet) -> (a weak reference to it, the file it was loaded from); the reference tells a live
+# FeatureSet from a later one that reuses a collected one's id
+_SOURCES: dict[int, tuple[weakref.ref, str]] = {}
 
 
 def load_featureset(path: str | Path) -> FeatureSet:
     """A FeatureSet from a ``.safetensors`` file (``zsgm extract``'s) or an xlsa17 ``res101.mat`` with its
     split file beside it."""
     fs = FeatureSet.load(path)
-    _SOURCES[id(fs)] = str(Path(path))
+    _SOURCES[id(fs)] = (weakref.ref(fs), str(Path(path)))
     return fs
 
 
@@ -104,7 +107,8 @@ def run(features: str | Path | FeatureSet | None = None, *, store: str | Path | 
     fs = None
     if isinstance(features, FeatureSet):
         fs = features
-        path = _SOURCES.get(id(fs))
+        ref, path = _SOURCES.get(id(fs), (None, None))
+        path = path if ref is not None and ref() is fs else None
         if path is None:  # a FeatureSet built in memory: its identity is a file, as every run's is
             path = str(results_dir() / "featuresets" / f"{featureset_fingerprint(fs)[:16]}.safetensors")
             if not Path(path).is_file():
