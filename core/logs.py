@@ -25,6 +25,13 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     logging.getLogger("zsgm").setLevel(level)
 
 
+def logging_args() -> tuple[bool, bool]:
+    """The ``(verbose, quiet)`` this process logs with: a spawned worker's ``setup_logging`` takes
+    them, so that its progress lines reach the log like the parent's (a fresh interpreter logs
+    warnings only)."""
+    return logging.getLogger("zsgm").getEffectiveLevel() <= logging.DEBUG, _QUIET
+
+
 def show_progress(requested: bool = True, stream=None) -> bool:
     """Whether to draw tqdm bars: asked for, not ``--quiet``, rank 0, and stderr a terminal
     (redirected to a file, a bar's carriage returns only garble the log)."""

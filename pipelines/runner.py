@@ -34,6 +34,7 @@ from typing import Callable
 from zsgm.evaluate.records import append_record, default_runs_dir, finished_ids, latest_by_id, read_records
 from zsgm.core.errors import ZsgmError
 from zsgm.core.files import stable_hash
+from zsgm.core.logs import logging_args, setup_logging
 from zsgm.core.project import versions
 from zsgm.pipelines.grid import Cell, Plan, annotate_missing, extraction_output
 
@@ -151,7 +152,8 @@ class LocalExecutor:
                 on_done(cell, execute_cell(cell, fn_spec, runs_dir))
             return
         # spawn: a fresh interpreter per worker (fork after torch threads start can deadlock).
-        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(max_workers=self.jobs, mp_context=get_context("spawn"),
+                                 initializer=setup_logging, initargs=logging_args()) as pool:
             pending: dict[Future, Cell] = {pool.submit(execute_cell, c, fn_spec, runs_dir): c for c in cells}
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -35,6 +35,14 @@ def flaky_cell(cfg, *, store=None, runs_dir=None, progress=True):
     return run_gzsl(cfg, store=store, runs_dir=runs_dir, progress=progress)
 
 
+def logging_cell(cfg, *, store=None, runs_dir=None, progress=True):
+    """A cell that only logs a progress-style line (at INFO, as the engine's lines are) and fails."""
+    import logging
+
+    logging.getLogger("zsgm.engine").info("worker progress for %s", cfg.model)
+    raise RuntimeError("stop here")
+
+
 def _md_table(text: str) -> tuple[list[str], dict[str, list[str]]]:
     rows = [line.strip("| ").split(" | ") for line in text.splitlines() if line.startswith("| ")]
     return rows[0], {" / ".join(r[:2]): r[2:] for r in rows[1:]}
@@ -109,6 +117,17 @@ def test_failing_cell_is_recorded_and_the_rest_finish(results: Path) -> None:
 
     head, rows = _md_table(write_tables(plan, read_records(store), results / "tables")[0])
     assert all("(n=1)" in c and "failed" not in c for r in rows.values() for c in r)
+
+
+def test_spawned_workers_log_like_the_parent(results: Path, capfd) -> None:
+    """A fresh spawn interpreter logs warnings only unless set up: cells in a process pool must
+    still write their INFO progress lines to the log the parent writes to."""
+    from zsgm.core.logs import setup_logging
+
+    setup_logging()
+    plan = load_experiment("demo", seeds=1, sets={**TINY, "classifier": "prototype", "model": "ridge"})
+    run_plan(plan, LocalExecutor(2), store=results / "runs.jsonl", fn_spec="test_runner:logging_cell")
+    assert "worker progress for ridge" in capfd.readouterr().err
 
 
 def test_failed_cells_render_as_failed(results: Path) -> None:
