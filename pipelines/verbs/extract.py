@@ -1,9 +1,20 @@
-"""``zsgm extract``: a benchmark's raw images → a cached FeatureSet of backbone features."""
+"""``zsgm extract``: a benchmark's raw images → a cached FeatureSet of backbone features.
+
+The flags' defaults are the typed dataclasses' (one copy): :class:`~extract.job.ExtractRequest` (the job),
+:class:`~extract.extractor.EngineConfig` (batching, workers, shards, decoding) and
+:class:`~extract.scratch.ScratchConfig` (``--scratch`` training).
+"""
 from __future__ import annotations
 
 import argparse
 
+from zsgm.extract.extractor import BAD_IMAGE_POLICIES, EngineConfig
+from zsgm.extract.gpu_decode import DECODERS
+from zsgm.extract.job import DTYPES, ExtractRequest
+from zsgm.extract.scratch import SCRATCH_CLASSES, ScratchConfig
+
 HELP = "raw benchmark images -> cached backbone features (pretrained or --scratch); resumable"
+R, E, S = ExtractRequest, EngineConfig(), ScratchConfig()  # the defaults, from the one place that declares them
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,34 +33,38 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--random-init", action="store_true", help="random weights (timing and plumbing only)")
     p.add_argument("--out", help="output FeatureSet; default "
                                  "data/features/<data>/<backbone>[_scratch[_train]].safetensors")
-    p.add_argument("--img-size", type=int, help="input size (default: the backbone's pretrained config)")
-    p.add_argument("--dtype", default="float16", choices=["float16", "float32"], help="stored feature dtype")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--workers", type=int, default=-1, help="DataLoader workers (-1: all cores but one, at most 16)")
-    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
-    p.add_argument("--shard-size", type=int, default=256, help="images per resumable shard")
-    p.add_argument("--on-bad-image", default="fail", choices=["fail", "skip"],
-                   help="an unreadable image stops the run (fail) or is left out and listed (skip)")
+    p.add_argument("--img-size", type=int, default=R.img_size,
+                   help="input size (default: the backbone's pretrained config)")
+    p.add_argument("--dtype", default=R.dtype, choices=list(DTYPES), help="stored feature dtype (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=E.batch_size, help="images per batch (default %(default)s)")
+    p.add_argument("--workers", type=int, default=E.workers,
+                   help="DataLoader workers (-1: all cores but one, at most 16; default %(default)s)")
+    p.add_argument("--device", default=R.device, help="auto | cpu | cuda[:N] (default %(default)s)")
+    p.add_argument("--shard-size", type=int, default=E.shard_size,
+                   help="images per resumable shard (default %(default)s)")
+    p.add_argument("--on-bad-image", default=E.on_bad_image, choices=BAD_IMAGE_POLICIES,
+                   help="an unreadable image stops the run (fail) or is left out and listed (skip); "
+                        "default %(default)s")
     p.add_argument("--fast-decode", action="store_true",
                    help="let libjpeg decode large JPEGs at reduced scale (faster; features differ slightly)")
-    p.add_argument("--decode", default="auto", choices=["auto", "pil", "gpu"],
+    p.add_argument("--decode", default=E.decode, choices=DECODERS,
                    help="where JPEGs are decoded and resized: PIL in the DataLoader workers, or nvJPEG on the GPU "
                         "(auto: gpu on CUDA, else pil; features differ from PIL's by a grey level or so)")
     p.add_argument("--force", action="store_true", help="rebuild even if the output is up to date")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     g = p.add_argument_group("--scratch training")
-    g.add_argument("--epochs", type=int, default=30)
-    g.add_argument("--train-batch-size", type=int, default=64)
-    g.add_argument("--lr", type=float, default=1e-3)
-    g.add_argument("--weight-decay", type=float, default=0.05)
-    g.add_argument("--opt", default="adamw", help="timm optimizer name")
-    g.add_argument("--sched", default="cosine", help="timm scheduler name")
-    g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--scratch-classes", default="trainval", choices=["trainval", "train"],
+    g.add_argument("--epochs", type=int, default=S.epochs, help="default %(default)s")
+    g.add_argument("--train-batch-size", type=int, default=S.batch_size, help="default %(default)s")
+    g.add_argument("--lr", type=float, default=S.lr, help="default %(default)s")
+    g.add_argument("--weight-decay", type=float, default=S.weight_decay, help="default %(default)s")
+    g.add_argument("--opt", default=S.opt, help="timm optimizer name (default %(default)s)")
+    g.add_argument("--sched", default=S.sched, help="timm scheduler name (default %(default)s)")
+    g.add_argument("--seed", type=int, default=S.seed, help="default %(default)s")
+    g.add_argument("--scratch-classes", default=S.classes, choices=SCRATCH_CLASSES,
                    help="the seen classes the backbone trains on: trainval = all of them (the validation classes "
                         "too, so validation selection on these features is optimistic; records say "
                         "selection_saw_val_classes) or train = the xlsa17 training classes only (the validation "
-                        "classes left out: selection without leak)")
+                        "classes left out: selection without leak); default %(default)s")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,9 +72,7 @@ def run(args: argparse.Namespace) -> int:
 
     check_extract_args(args)  # every number and the device, before an image is listed or a model built
     from zsgm.core.logs import show_progress
-    from zsgm.extract.extractor import EngineConfig
-    from zsgm.extract.job import ExtractRequest, run as run_job
-    from zsgm.extract.scratch import ScratchConfig
+    from zsgm.extract.job import run as run_job
 
     import os
 
