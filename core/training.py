@@ -11,6 +11,7 @@ import math
 import torch
 
 from zsgm.core.errors import ZsgmError
+from zsgm.core.logs import ProgressLog
 
 
 def adam(params, scheduled: bool = False, **kwargs) -> torch.optim.Adam:
@@ -68,13 +69,14 @@ def capture_cuda_graph(fn, what: str, fix: str) -> "torch.cuda.CUDAGraph":
 
 def train_minibatch(model: torch.nn.Module, logits_fn, x: torch.Tensor, y: torch.Tensor, epochs: int, batch_size: int,
                     optimizer: torch.optim.Optimizer, scheduler=None, min_steps: int = 0,
-                    graphs: bool = False) -> list[float]:
+                    graphs: bool = False, what: str = "classifier") -> list[float]:
     """Cross-entropy training over shuffled batches indexed from device tensors.
 
     ``min_steps`` stretches the epochs (and a step scheduler with them) so that a small
     training set still gets enough optimiser steps. ``graphs`` (CUDA only; the optimiser
     built with ``capturable=True``, and ``scheduled=True`` if a scheduler changes its lr)
-    replays each step as one CUDA graph (``GraphedStep``).
+    replays each step as one CUDA graph (``GraphedStep``). A fit that runs longer than the
+    progress interval logs ``<what> epoch k/E`` lines (a short one stays silent).
     """
     n = x.shape[0]
     per_epoch = max(1, math.ceil(n / batch_size))
@@ -83,6 +85,7 @@ def train_minibatch(model: torch.nn.Module, logits_fn, x: torch.Tensor, y: torch
     losses = []
     model.train()
     graphed = GraphedStep(logits_fn, x, y, min(batch_size, n), optimizer) if graphs and n else None
+    report = ProgressLog(f"{what} epoch", epochs, first=False, last=False)
     for epoch in range(epochs):
         perm = torch.randperm(n, device=x.device)
         # The loss is summed on the device and read once per epoch (a float() per step would
@@ -99,6 +102,7 @@ def train_minibatch(model: torch.nn.Module, logits_fn, x: torch.Tensor, y: torch
             optimizer.step()
             total += loss.detach() * len(idx)
         losses.append(float(total) / max(n, 1))
+        report.step(epoch + 1, f"loss {losses[-1]:.4g}")
         if scheduler is not None and (epoch + 1) % stretch == 0:
             scheduler.step()
             if graphed is not None:

@@ -13,6 +13,6 @@ def train_seen_classifier(features: torch.Tensor, labels: torch.Tensor, n_classe
     batches on device tensors, then frozen. ``graphs`` (CUDA): each step one CUDA-graph replay."""
     clf = nn.Linear(features.shape[1], n_classes).to(features.device)
     opt = adam(clf.parameters(), lr=lr, betas=(0.5, 0.999), capturable=graphs)
-    train_minibatch(clf, clf, features, labels, epochs, batch_size, opt, graphs=graphs)
+    train_minibatch(clf, clf, features, labels, epochs, batch_size, opt, graphs=graphs, what="seen-class classifier")
     clf.requires_grad_(False)
     return clf

@@ -51,6 +51,8 @@ def test_redirected_run_logs_a_line_per_epoch_with_eta_and_an_estimate(feats, ca
     assert all(" H " in m for m in text if "cramer val: epoch 2/3" in m or "cramer val: epoch 3/3" in m)
     assert not any(" H " in m for m in text if "cramer val: epoch 1/3" in m)
     assert any("cramer final: epoch" in m for m in text)
+    # the classifier fits (minutes on a large FeatureSet) log their epochs too once the gap has passed
+    assert any(m.startswith("prototype classifier epoch ") and "loss" in m for m in text)
     # the first log line states the budget; an estimate of the duration precedes training's end
     assert text[0].startswith(f"budget {'seed' if torch.cuda.is_available() else 'cpu'}")
     estimates = [i for i, m in enumerate(text) if m.startswith("estimated duration")]

@@ -92,7 +92,7 @@ class PrototypeClassifier:
             present, y = torch.unique(y, return_inverse=True)  # y: the row's place among them
             att = att[present]
         losses = train_minibatch(net, lambda b: net(b, att), x, y, self.epochs,
-                                 self.batch_size, opt, sched, self.min_steps, graphs)
+                                 self.batch_size, opt, sched, self.min_steps, graphs, what="prototype classifier")
         return net, losses
 
     @torch.no_grad()

@@ -32,7 +32,7 @@ class SoftmaxClassifier:
         graphs = cuda_graphs_wanted(self.cuda_graphs, x.device, "softmax classifier")
         opt = adam(self.net.parameters(), lr=self.lr, betas=(0.5, 0.999), capturable=graphs)
         self.losses = train_minibatch(self.net, self.net, x, y, self.epochs, self.batch_size, opt,
-                                      min_steps=self.min_steps, graphs=graphs)
+                                      min_steps=self.min_steps, graphs=graphs, what="softmax classifier")
         return self
 
     @torch.no_grad()
