@@ -8,6 +8,7 @@ import torch
 from zsgm.generate.engine import Engine, TrainData
 from zsgm.generate.registry import MODELS
 from zsgm.pipelines.config import classifier_defaults, generator_defaults
+from zsgm.testing import planted_hp
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 
@@ -25,7 +26,8 @@ def _data(seed: int = 0, n: int = 400, classes: int = 10, d: int = 32, a: int = 
 
 
 def _engine(model: str, **hp) -> Engine:
-    base = generator_defaults(model, **{"hidden": 64, "batch_size": 32, "cls_pretrain_epochs": 2, **hp})
+    base = generator_defaults(model, **{"hidden": 64, "batch_size": 32, "cls_pretrain_epochs": 2, **planted_hp(model),
+                                        **hp})
     torch.manual_seed(0)
     return Engine(model, 32, 12, base, DEV)
 

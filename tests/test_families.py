@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from zsgm.evaluate.metrics import mean_class_accuracy
 from zsgm.core.rng import seed_everything
 from zsgm.extract.featureset import fit_normaliser
-from zsgm.testing import planted_featureset
+from zsgm.testing import planted_featureset, planted_hp
 from zsgm.generate.engine import Engine, TrainData
 from zsgm.generate.registry import MODELS
 from zsgm.pipelines.config import generator_defaults
@@ -29,10 +29,16 @@ from zsgm.pipelines.config import generator_defaults
 N_UNSEEN = 10
 CHANCE = 100.0 / N_UNSEEN  # ZSL top-1 over the unseen classes
 EPOCHS = 30
-# A short budget: small networks and a learning rate fast enough for 30 short epochs; the
-# family's own YAML defaults otherwise (critic steps included: WGAN-GP does not learn here
-# with fewer than its five), so that they are under test too.
+# A short budget: small networks and a learning rate fast enough for 30 short epochs, with each
+# family's planted-problem tuning (zsgm.testing.PLANTED_HP) over it; the family's own YAML defaults
+# otherwise (critic steps included: WGAN-GP does not learn here with fewer than its five), so that
+# they are under test too.
 TEST_HP = {"hidden": 256, "epochs": EPOCHS, "batch_size": 64, "cls_pretrain_epochs": 10, "lr": 1e-3}
+
+
+def short_hp(name: str, **extra) -> dict:
+    """The short budget for ``name``: TEST_HP, the family's planted tuning over it, then ``extra``."""
+    return {**TEST_HP, **planted_hp(name), **extra}
 
 
 def structured_attributes(n_classes: int = 200, rank: int = 8, dim: int = 64, seed: int = 0) -> torch.Tensor:
@@ -76,7 +82,7 @@ def zsl_accuracy(engine: Engine, att: torch.Tensor, xu, yu, unseen, n: int = 50)
 
 
 def build(name: str, data: TrainData) -> Engine:
-    return Engine(name, data.features.shape[1], data.attributes.shape[1], generator_defaults(name, **TEST_HP))
+    return Engine(name, data.features.shape[1], data.attributes.shape[1], generator_defaults(name, **short_hp(name)))
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
@@ -161,7 +167,7 @@ def test_center_regulariser_pulls_generated_class_means(planted):
     def mean_error(weight: float) -> float:
         seed_everything(0)
         epochs = 20
-        hp = {**TEST_HP, "epochs": epochs, "center_weight": weight, "noise_unseen": 0.0}
+        hp = short_hp("cramer", epochs=epochs, center_weight=weight, noise_unseen=0.0)
         engine = Engine("cramer", data.features.shape[1], data.attributes.shape[1], generator_defaults("cramer", **hp))
         engine.fit(data, epochs, progress=False)
         fake = engine.synthesize(data.attributes[seen], 50, gen=torch.Generator().manual_seed(0))
@@ -184,7 +190,7 @@ def test_ridge_prior_places_unseen_classes_from_the_first_step(name, planted, tm
     def zsl(prior: float | None, epochs: int) -> tuple[float, Engine]:
         seed_everything(0)
         engine = Engine(name, data.features.shape[1], data.attributes.shape[1],
-                        generator_defaults(name, **{**TEST_HP, "epochs": epochs, "prior_lambda": prior}))
+                        generator_defaults(name, **short_hp(name, epochs=epochs, prior_lambda=prior)))
         engine.prepare_regulariser(data)
         engine.fit(data, epochs, progress=False)
         return zsl_accuracy(engine, data.attributes, xu, yu, unseen), engine

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from zsgm.core.errors import ZsgmError
-from zsgm.testing import planted_featureset
+from zsgm.testing import planted_featureset, planted_hp
 from zsgm.generate.engine import Engine, TrainData
 from zsgm.generate.families.fgan import DIVERGENCES, STUDY_TERMS, STUDY_WEIGHT_REG
 from zsgm.generate.families.gan_losses import bce_critic, nonsaturating_generator
@@ -96,7 +96,8 @@ def test_js_study_trains_differently_from_nsgan():
 
     def run(model: str, **extra) -> torch.Tensor:
         torch.manual_seed(0)
-        eng = Engine(model, 16, fs.attributes.shape[1], generator_defaults(model, **hp, **extra))
+        config = generator_defaults(model, **{**planted_hp(model), **hp, **extra})
+        eng = Engine(model, 16, fs.attributes.shape[1], config)
         eng.fit(data, 2, progress=False)
         return eng.synthesize(fs.attributes[:3].float(), 4, gen=torch.Generator().manual_seed(1))
 

@@ -1,6 +1,10 @@
 """Planted GZSL problems: features made by a fixed random non-linear map of real class
 attributes plus noise, so that unseen classes are learnable from their attributes alone.
 Used by tests (learning outcomes with known headroom) and benchmarks (CUB-sized timing).
+
+``PLANTED_HP`` is the families' tuning for short runs on these problems: tests pass it as
+overrides (``generator_defaults(name, **planted_hp(name))``, ``RunConfig(hp=...)``); it is not
+a real run's default (those are the YAML layers', pipelines/configs/models/).
 """
 from __future__ import annotations
 
@@ -11,6 +15,31 @@ import torch
 
 from zsgm.core.project import shared_data_root
 from zsgm.extract.featureset import FeatureSet
+
+# Tuned on the planted problem (tests/test_families.py: 30 epochs, hidden 256, lr 1e-3; synthetic, no
+# benchmark test data), for the families that the seed study's defaults leave untrained there.
+_SHORT_GAN = {
+    "lr": 1.0e-3,
+    "latent_dim": 16,     # a small noise vector: the generator must read the attributes
+    "cls_weight": 1.0,    # stronger classification regulariser (short runs learn class structure)
+    "critic_iters": 1,
+}
+PLANTED_HP: dict[str, dict] = {
+    # a small code forces the decoder to read the attributes (tuned on planted validation classes)
+    "ae": {"lr": 1.0e-3, "latent_dim": 8},
+    # a slower critic keeps the penalised discriminator from saturating
+    "dragan": {**_SHORT_GAN, "lr_critic": 1.0e-4},
+    # the ½tanh critic saturates (no generator gradient) at the generator's lr
+    "fgan_total_variation": {**_SHORT_GAN, "lr_critic": 1.0e-4},
+    **{name: dict(_SHORT_GAN) for name in (
+        "fgan_forward_kl", "fgan_hellinger", "fgan_jensen_shannon", "fgan_pearson", "fgan_reverse_kl",
+        "fisher", "info", "lsgan", "mmgan", "nsgan", "ransgan")},
+}
+
+
+def planted_hp(model: str) -> dict:
+    """``model``'s overrides for short runs on a planted problem (empty where its defaults learn it)."""
+    return dict(PLANTED_HP.get(model, {}))
 
 
 def cub_attributes(root: Path | None = None) -> tuple[torch.Tensor, list[str]] | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import torch
 
 
-from zsgm.testing import planted_featureset  # noqa: E402
+from zsgm.testing import planted_featureset, planted_hp  # noqa: E402
 from zsgm.pipelines.config import RunConfig  # noqa: E402
 from zsgm.pipelines.gzsl import run_gzsl  # noqa: E402
 
@@ -32,7 +32,8 @@ CASES = [
     ("demo vae", {"model": "vae", "epochs": 4}),
     ("demo ridge", {"model": "ridge"}),
     ("planted cramer", {**small, "epochs": 6, "eval_every": 2}),
-    ("planted info oracle", {**small, "model": "info", "selection": "oracle", "epochs": 4, "eval_every": 2}),
+    ("planted info oracle", {**small, "hp": {**small["hp"], **planted_hp("info")}, "model": "info", "selection": "oracle",
+                             "epochs": 4, "eval_every": 2}),
     ("planted began fixed", {**small, "model": "began", "selection": "fixed", "epochs": 3}),
     ("planted f-CLSWGAN", {**small, "model": "wgan", "classifier": "softmax", "noise": "off", "epochs": 4,
                            "eval_every": 2}),
