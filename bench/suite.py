@@ -26,6 +26,7 @@ Timings on a shared machine are noisy: compare only ratios measured in one proce
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import logging
@@ -49,48 +50,52 @@ from zsgm.core.project import PROJECT_ROOT, versions
 log = logging.getLogger("zsgm.bench")
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 
-# CUB's split sizes (xlsa17): trainval, test seen, test unseen; 200 classes, 50 unseen.
-CUB_COUNTS = (7057, 1764, 2967)
+BUDGETS_FILE = Path(__file__).with_name("budgets.yaml")
 
 
 @dataclass
 class Budget:
-    """What one benchmark measures with. ``seed``: the seed study's budget on a CUB-sized set;
-    ``cpu``: the same data with narrower networks, so that a 2-core machine finishes in
-    minutes; ``quick``: a small smoke problem."""
+    """What one benchmark measures with: the fields and their types; the values (``seed``: the seed
+    study's budget on a CUB-sized set; ``cpu``: the same data with narrower networks, so that a 2-core
+    machine finishes in minutes; ``quick``: a small smoke problem) and what each field means are
+    ``bench/budgets.yaml``'s."""
     name: str
-    counts: tuple[int, int, int] = CUB_COUNTS
-    n_classes: int = 200
-    n_unseen: int = 50
-    n_val: int = 30
-    feature_dim: int = 2048
-    hp: dict = field(default_factory=dict)        # engine overrides on top of the model defaults
-    clf_hp: dict = field(default_factory=dict)    # per classifier: overrides (ours and the reference's)
-    epochs: int = 10                               # generator epochs of the compared runs (capped)
-    eval_every: int = 5                            # zsgm's validation cadence
-    throughput_iters: int = 20                     # generator iterations timed per repeat
-    ref_clf_epochs: int = 50                       # the field's fresh classifier, every epoch
-    ttr_epochs: int | None = None                  # epochs of the time-to-result runs (None: the model's own)
-    backbones: tuple[str, ...] = ("tf_efficientnet_lite0", "convnext_tiny", "vit_base_patch16_224")
-    images: int = 4096                             # extraction: real photos (cycled when fewer are staged)
-    extract_batch: int = 64
+    counts: tuple[int, int, int]   # trainval, test seen, test unseen
+    n_classes: int
+    n_unseen: int
+    n_val: int
+    feature_dim: int
+    hp: dict
+    clf_hp: dict
+    epochs: int
+    eval_every: int
+    throughput_iters: int
+    ref_clf_epochs: int
+    ttr_epochs: int | None
+    backbones: tuple[str, ...]
+    images: int
+    extract_batch: int
 
 
-BUDGETS = {
-    "seed": Budget("seed"),
-    # On a 2-core VM one CUB-sized generator epoch at the seed budget takes ~2.3 min and the
-    # reference's per-epoch evaluation ~5 min, so the CPU budget narrows the networks and the
-    # synthetic set (the data stay CUB-sized). It compares 5 epochs, one validation interval
-    # (eval_every 5, the models' default): fewer would understate what evaluating every K
-    # epochs saves.
-    "cpu": Budget("cpu", hp={"hidden": 128, "n_synth": 20}, clf_hp={"prototype": {"hidden": 64}}, epochs=5,
-                  eval_every=5, throughput_iters=10, ttr_epochs=5, backbones=("tf_efficientnet_lite0",), images=128,
-                  extract_batch=16),
-    "quick": Budget("quick", counts=(560, 140, 300), n_classes=40, n_unseen=10, n_val=6, feature_dim=64,
-                    hp={"hidden": 64, "n_synth": 20, "cls_pretrain_epochs": 2}, clf_hp={"prototype": {"hidden": 64}},
-                    epochs=2, eval_every=1, throughput_iters=3, ref_clf_epochs=5, ttr_epochs=2,
-                    backbones=("tf_efficientnet_lite0",), images=16, extract_batch=8),
-}
+def load_budgets(path: Path = BUDGETS_FILE) -> dict[str, Budget]:
+    """The budgets of ``path``: ``seed`` names every field of :class:`Budget`; every other budget is
+    ``seed`` with the fields it names replaced."""
+    from zsgm.pipelines.config import load_yaml
+
+    doc = load_yaml(path)
+    fields = {f.name: f.type for f in dataclasses.fields(Budget) if f.name != "name"}
+    if set(doc.get("seed") or {}) != set(fields):
+        raise ZsgmError(f"{path}: 'seed' must name every budget field: {', '.join(fields)}")
+    out = {}
+    for name, over in doc.items():
+        if not isinstance(over, dict) or set(over) - set(fields):
+            raise ZsgmError(f"{path}: budget '{name}' must map some of {', '.join(fields)} to values")
+        values = copy.deepcopy({**doc["seed"], **over})
+        out[name] = Budget(name, **{k: tuple(v) if fields[k].startswith("tuple") else v for k, v in values.items()})
+    return out
+
+
+BUDGETS = load_budgets()
 
 
 @dataclass

@@ -9,14 +9,19 @@ HELP = ("benchmark: engine throughput, full runs vs the field's reference loop, 
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA when present) | cpu | cuda[:N]")
+    from zsgm.bench.suite import BUDGETS, BenchConfig
+
+    D = BenchConfig()  # the defaults, from the one place that declares them
+    p.add_argument("--device", default=D.device, help="auto (CUDA when present) | cpu | cuda[:N]; default %(default)s")
     p.add_argument("--quick", action="store_true", help="a small smoke run (well under a minute)")
-    p.add_argument("--repeats", type=int, default=3, help="repeats per figure (median, min, max); default 3")
+    p.add_argument("--repeats", type=int, default=D.repeats,
+                   help="repeats per figure (median, min, max); default %(default)s")
     p.add_argument("--ttr-repeats", type=int, help="repeats of the time-to-result runs (default: --repeats)")
-    p.add_argument("--tag", default="", help="suffix of the result file name (bench/results/<date>-<host>-<tag>)")
-    p.add_argument("--budget", default="auto", choices=("auto", "seed", "cpu", "quick"),
+    p.add_argument("--tag", default=D.tag, help="suffix of the result file name (bench/results/<date>-<host>-<tag>)")
+    p.add_argument("--budget", default=D.budget, choices=("auto", *BUDGETS),
                    help="seed: the seed study's networks (hidden 4096) on CUB-sized data; cpu: the same data with "
-                        "narrower networks for a small CPU; auto: seed on CUDA, cpu on CPU")
+                        "narrower networks for a small CPU; auto: seed on CUDA, cpu on CPU (bench/budgets.yaml); "
+                        "default %(default)s")
     p.add_argument("--epochs", type=int, help="generator epochs of the compared runs (default: the budget's cap)")
     p.add_argument("--ttr-epochs", type=int, help="epochs of the time-to-result runs (default: the model's own "
                                                   "at the seed budget, the compared epochs otherwise)")
@@ -24,9 +29,11 @@ def add_arguments(p) -> None:
     p.add_argument("--also-eval-every", default="", metavar="K[,K...]",
                    help="more zsgm cadences for the pairs section, each timed and scored against the same "
                         "reference runs (e.g. 1: zsgm also scores every epoch, as the reference does)")
-    p.add_argument("--models", default="wgan,cramer", help="comma-separated generative models")
-    p.add_argument("--classifiers", default="softmax,prototype", help="comma-separated final classifiers")
-    p.add_argument("--sections", default="pairs,ttr,throughput,demo,extraction",
+    p.add_argument("--models", default=",".join(D.models),
+                   help="comma-separated generative models (default %(default)s)")
+    p.add_argument("--classifiers", default=",".join(D.classifiers),
+                   help="comma-separated final classifiers (default %(default)s)")
+    p.add_argument("--sections", default=",".join(D.sections),
                    help="comma-separated sections, run in this order: pairs (zsgm vs the reference), "
                         "ttr (time to result), throughput, demo (make gzsl end to end), extraction")
     p.add_argument("--no-extraction", action="store_true", help="skip the extraction benchmark")
