@@ -36,6 +36,10 @@ def add_arguments(p) -> None:
     p.add_argument("--sections", default=",".join(D.sections),
                    help="comma-separated sections, run in this order: pairs (zsgm vs the reference), "
                         "ttr (time to result), throughput, demo (make gzsl end to end), extraction")
+    p.add_argument("--demo-compare", default="", metavar="ARGS",
+                   help="demo section: also run the demo with these extra zsgm gzsl arguments, seed by seed beside "
+                        "it, and report the wall ratio (before / after a change), e.g. "
+                        "\"--set critic_iters=5 --epochs 30\"")
     p.add_argument("--no-extraction", action="store_true", help="skip the extraction benchmark")
     p.add_argument("--no-speed-options", "--no-gpu-options", dest="no_speed_options", action="store_true",
                    help="skip the speed-option variants of the throughput section (bf16; on CUDA also eager "
@@ -56,6 +60,7 @@ def add_arguments(p) -> None:
 
 def run(args) -> int:
     import json
+    import shlex
     from pathlib import Path
 
     import torch
@@ -75,7 +80,7 @@ def run(args) -> int:
                       models=tuple(m for m in args.models.split(",") if m),
                       classifiers=tuple(c for c in args.classifiers.split(",") if c),
                       sections=sections, speed_options=not args.no_speed_options,
-                      clf_set=parse_sets(args.clf_set, "--clf-set"),
+                      clf_set=parse_sets(args.clf_set, "--clf-set"), demo_compare=tuple(shlex.split(args.demo_compare)),
                       backbones=tuple(b for b in args.backbones.split(",") if b), images=args.images,
                       decoders=tuple(d for d in args.decode.split(",") if d),
                       out_dir=Path(args.out) if args.out else None)
