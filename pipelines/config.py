@@ -205,12 +205,14 @@ def resolve_budget(name: str, device: str = "auto") -> str:
 
 def budget_overrides(budget: str, layer: str, model: str, classifier: str) -> dict:
     """The RunConfig fields ``budget`` sets for a FeatureSet whose dataset layer is ``layer``: the run
-    fields it names (epochs, eval_every), ``hp`` with this model's ``model_hp`` over it, and this
-    classifier's ``clf_hp``. A run's own settings go over these."""
+    fields it names (epochs, eval_every), ``hp`` with this model's ``model_hp`` over it (where a run
+    field it names goes over the entry's), and this classifier's ``clf_hp``. A run's own settings
+    go over these."""
     block = budgets().get(budget) or {}
     entry = block.get(layer, block.get("*", {})) or {}
-    run = {k: entry[k] for k in RUN_FIELDS_IN_HP if k in entry}
-    hp = {**entry.get("hp", {}), **(entry.get("model_hp", {}).get(model) or {})}
+    own = entry.get("model_hp", {}).get(model) or {}
+    run = {k: v for k, v in {**entry, **own}.items() if k in RUN_FIELDS_IN_HP}
+    hp = {k: v for k, v in {**entry.get("hp", {}), **own}.items() if k not in RUN_FIELDS_IN_HP}
     return {**run, "hp": hp, "clf_hp": dict(entry.get("clf_hp", {}).get(classifier, {}))}
 
 

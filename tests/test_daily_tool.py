@@ -115,8 +115,16 @@ def test_budget_on_gzsl_and_print_config(feats, capsys):
     mine = yaml.safe_load(printed(capsys, "--features", str(feats), "--budget", "cpu", "--epochs", "3",
                                   "--set", "hidden=64"))
     assert mine["epochs"] == 3 and mine["hp"]["hidden"] == 64 and mine["eval_every"] == 5
+    # the demo keeps its own layer, but on a CPU its default model (cramer) runs the budget's model
+    # entry, a run field (epochs) among its hp; other models and the seed budget keep the layer's
     demo = yaml.safe_load(printed(capsys, "--budget", "cpu"))
-    assert demo["epochs"] is None and demo["hp"] == {}
+    assert demo["model"] == "cramer" and demo["epochs"] == 20 and demo["hp"] == {"critic_iters": 2}
+    wgan = yaml.safe_load(printed(capsys, "--budget", "cpu", "--model", "wgan"))
+    assert wgan["epochs"] is None and wgan["hp"] == {}
+    assert yaml.safe_load(printed(capsys, "--budget", "seed"))["epochs"] is None
+    # the command line still wins over the budget's model entry
+    mine = yaml.safe_load(printed(capsys, "--budget", "cpu", "--epochs", "30", "--set", "critic_iters=5"))
+    assert mine["epochs"] == 30 and mine["hp"] == {"critic_iters": 5}
 
 
 def test_print_config_round_trip_gives_the_same_record_id(feats, capsys, tmp_path, isolated_results):
