@@ -8,6 +8,7 @@ train, that nothing was recorded as a success.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -178,10 +179,16 @@ def test_special_files_for_features(tmp_path, capsys):
 
 
 # ---------------------------------------------------------------- 3. output locations, before any work
-def _immutable(path: Path):
-    """chattr +i (root cannot write there either); None where the file system has no such flag."""
-    r = subprocess.run(["chattr", "+i", str(path)], capture_output=True)
-    return path if r.returncode == 0 else None
+@contextlib.contextmanager
+def immutable(path: Path):
+    """``path`` under chattr +i (root cannot write there either) for the block, the flag removed after;
+    the test is skipped where the file system has no such flag."""
+    if subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i is not available here")
+    try:
+        yield path
+    finally:
+        subprocess.run(["chattr", "-i", str(path)])
 
 
 def test_results_store_a_regular_file(tmp_path, capsys, monkeypatch, no_work):
@@ -201,22 +208,14 @@ def test_runs_jsonl_a_directory(tmp_path, capsys, monkeypatch, no_work):
 def test_immutable_results_folder(tmp_path, capsys, no_work):
     folder = tmp_path / "results"
     folder.mkdir()
-    if _immutable(folder) is None:
-        pytest.skip("chattr +i is not available here")
-    try:
+    with immutable(folder):
         assert_clean_error(*cli(capsys, ["gzsl", "--no-progress"]), [str(folder), "cannot write", "permission"])
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)])
 
 
 def test_immutable_store_file(tmp_path, capsys, no_work):
     store = append_record({"id": "a-s0", "U": 1.0, "S": 1.0, "H": 1.0, "zsl": 1.0}, tmp_path / "results" / "runs.jsonl")
-    if _immutable(store) is None:
-        pytest.skip("chattr +i is not available here")
-    try:
+    with immutable(store):
         assert_clean_error(*cli(capsys, ["gzsl", "--no-progress"]), [str(store), "cannot be appended"])
-    finally:
-        subprocess.run(["chattr", "-i", str(store)])
 
 
 def test_unwritable_runs_folder(tmp_path, capsys, no_work):
@@ -252,13 +251,9 @@ def test_output_location_proved_writable_first(tmp_path, capsys, no_work, no_ben
 def test_read_only_quality_out_names_the_report_not_a_temp_file(tmp_path, capsys, no_bench):
     folder = tmp_path / "ro"
     folder.mkdir()
-    if _immutable(folder) is None:
-        pytest.skip("chattr +i is not available here")
-    try:
+    with immutable(folder):
         line = assert_clean_error(*cli(capsys, ["quality", "--no-run", "--no-staged", "--out", str(folder / "q.md")]),
                                   [str(folder / "q.md"), "cannot write"])
-    finally:
-        subprocess.run(["chattr", "-i", str(folder)])
     assert ".tmp" not in line
 
 

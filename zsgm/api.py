@@ -43,6 +43,10 @@ def load_featureset(path: str | Path) -> FeatureSet:
     return fs
 
 
+def _record_metric(key: str, doc: str) -> property:
+    return property(lambda self: self.record[key], doc=f"{key}: {doc}, from the record")
+
+
 @dataclass
 class Result:
     """One finished run: its record, per-class test accuracies and the trained generator."""
@@ -53,21 +57,10 @@ class Result:
     problem: Problem                          # the final problem, in the run's normalised feature space
     run_dir: Path
 
-    @property
-    def U(self) -> float:
-        return self.record["U"]
-
-    @property
-    def S(self) -> float:
-        return self.record["S"]
-
-    @property
-    def H(self) -> float:
-        return self.record["H"]
-
-    @property
-    def zsl(self) -> float:
-        return self.record["zsl"]
+    U = _record_metric("U", "unseen-class accuracy (%) among all classes")
+    S = _record_metric("S", "seen-class accuracy (%) among all classes")
+    H = _record_metric("H", "their harmonic mean")
+    zsl = _record_metric("zsl", "unseen-class accuracy (%) among the unseen classes only")
 
     def class_index(self, c: int | str) -> int:
         names = self.featureset.class_names
