@@ -73,11 +73,16 @@ def duration(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
+_LAST_LINE = float("-inf")  # when any loop of this process last logged a progress line (perf_counter)
+
+
 class ProgressLog:
     """Log lines for a loop a person waits for when no bar is drawn (output redirected to a file):
     ``<what> <done>/<total> <text>, elapsed 1m05s, ETA 3m10s``. ``step(done)`` logs the first step,
     the last, any step called with ``force`` (an evaluation), and otherwise at most one line every
-    ``every`` seconds (default :func:`progress_seconds`). The ETA is the mean time per step of this
+    ``every`` seconds (default :func:`progress_seconds`) since the last progress line of any loop (an
+    inner loop, such as a classifier fit inside an evaluation, speaks when the outer one has been
+    silent that long; the outer one then waits its turn). The ETA is the mean time per step of this
     loop times the steps left. ``enabled`` False: silent (a bar is drawn instead); ``first`` / ``last``
     False: no line of their own for the first / last step (an outer loop's line says it)."""
 
@@ -109,11 +114,13 @@ class ProgressLog:
 
         if not self.enabled:
             return False
+        global _LAST_LINE
         now = time.perf_counter()
         first, last = self.last is None, done >= self.total and self.final
-        if not (first or last or force or now - self.last >= self.every):
+        silent_since = _LAST_LINE if _LAST_LINE > float("-inf") else self.t0
+        if not (first or last or force or now - silent_since >= self.every):
             return False
-        self.last = now
+        self.last = _LAST_LINE = now
         eta = self.eta(done)
         left = "" if done >= self.total or eta is None else f", ETA {duration(eta)}"
         unit = f" {self.unit}" if self.unit else ""
