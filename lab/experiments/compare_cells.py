@@ -3,7 +3,7 @@ records of the same FeatureSet, configuration and seed: validation H (what selec
 before -> after, with the paired difference and how many seeds rose.
 
     python lab/experiments/compare_cells.py lab/results/2026-12-02-cub50-prior.jsonl \\
-        --against quality/results/2026-12-02.jsonl
+        --against quality/results/2026-12-06.jsonl
 """
 import argparse
 import json
