@@ -444,8 +444,11 @@ def bench_extraction(cfg: BenchConfig, budget: Budget, device: torch.device, pro
     return {"status": "ok", "rows": rows}
 
 
-def _mean_std(ms: dict | None) -> str:
-    return "n/a" if not ms or ms.get("mean") is None else f"{ms['mean']:.2f} ± {ms['std']:.2f} (n={ms['n']})"
+def _mean_std(s: dict | None) -> str:
+    """Per-seed values (a :func:`stat`) as the tables print them: mean ± std (n)."""
+    from zsgm.evaluate.tables import Stat, format_stat
+
+    return format_stat(Stat(list(s["values"])) if s else None, digits=2)
 
 
 def _decoder_label(row: dict) -> str:
@@ -490,19 +493,12 @@ def bench_demo(cfg: BenchConfig, device: torch.device, progress) -> dict:
                 pass
     res = {"status": "ok", "command": "zsgm gzsl --seed S (= make gzsl SEED=S: the bundled demo, cramer + prototype, "
                                       "validation-selected)", "threads": threads, "seeds": cfg.repeats,
-           "wall_seconds": stat(walls["demo"], 2), "H": stat(hs["demo"], 2), "H_mean_std": mean_std(hs["demo"])}
+           "wall_seconds": stat(walls["demo"], 2), "H": stat(hs["demo"], 2)}
     if cfg.demo_compare:
         res["compared"] = {"args": shlex.join(cfg.demo_compare), "wall_seconds": stat(walls["compared"], 2),
-                           "H": stat(hs["compared"], 2), "H_mean_std": mean_std(hs["compared"]),
+                           "H": stat(hs["compared"], 2),
                            "speedup": stat([c / d for c, d in zip(walls["compared"], walls["demo"])], 2)}
     return res
-
-
-def mean_std(values: list[float]) -> dict:
-    """Mean and population standard deviation over seeds, as the tables print them."""
-    vals = [float(v) for v in values if v is not None]
-    return {"mean": round(statistics.mean(vals), 2) if vals else None,
-            "std": round(statistics.pstdev(vals), 2) if vals else None, "n": len(vals)}
 
 
 # ---------------------------------------------------------------- the whole benchmark
@@ -596,7 +592,7 @@ def targets(pairs: list[dict], demo: dict | None = None, extraction: list[dict] 
         out["extraction_90pct"] = best
     if demo and demo.get("wall_seconds", {}).get("median") is not None:
         wall = demo["wall_seconds"]["median"]
-        out["demo_under_30s"] = {"wall_median": wall, "H": demo.get("H_mean_std"), "met": wall < 30}
+        out["demo_under_30s"] = {"wall_median": wall, "H": demo.get("H"), "met": wall < 30}
     for p in pairs:  # one entry per zsgm cadence K, each against the reference's best epoch on test
         if p["model"] == "cramer" and p["classifier"] == "prototype":
             ratio = p["ratio"]["median"]
@@ -659,10 +655,10 @@ def to_markdown(res: dict) -> str:
         lines += [f"`{demo['command']}`, seeds 0–{demo['seeds'] - 1}, {demo['threads']} torch thread(s); "
                   "wall time from outside the process, test H after validation selection.", "",
                   "| run | wall s | H (mean ± std over seeds) | H per seed, median (min–max) |", "|---|---|---|---|",
-                  f"| demo | {fmt(demo['wall_seconds'], 1)} | {_mean_std(demo['H_mean_std'])} | {fmt(demo['H'])} |"]
+                  f"| demo | {fmt(demo['wall_seconds'], 1)} | {_mean_std(demo['H'])} | {fmt(demo['H'])} |"]
         if demo.get("compared"):
             c = demo["compared"]
-            lines += [f"| demo `{c['args']}` | {fmt(c['wall_seconds'], 1)} | {_mean_std(c['H_mean_std'])} | "
+            lines += [f"| demo `{c['args']}` | {fmt(c['wall_seconds'], 1)} | {_mean_std(c['H'])} | "
                       f"{fmt(c['H'])} |", "",
                       f"The demo is {fmt(c['speedup'], 2, '×')} as fast as the compared run (wall ratio seed by seed)."]
     else:
@@ -694,7 +690,8 @@ def to_markdown(res: dict) -> str:
     if tg or td or tx:
         lines += ["", "## Targets (reported, not asserted)", ""]
     if td:
-        lines.append(f"- `make gzsl` on the demo under 30 s wall: {td['wall_median']} s, H {_mean_std(td['H'])} → "
+        lines.append(f"- `make gzsl` on the demo under 30 s wall: {td['wall_median']} s, "
+                     f"H {_mean_std(td['H'])} → "
                      f"{'met' if td['met'] else 'NOT met'} ({m['cpus']} CPUs, device {m['device']}).")
     for t in tg or []:
         lines += [f"- cramer + prototype ≥ 10× the reference for the same epochs at equal or better H (zsgm "

@@ -49,7 +49,8 @@ def add_arguments(p) -> None:
                    help="override a classifier hyper-parameter, e.g. --clf-set epochs=20")
     m.add_argument("--budget", choices=BUDGETS, default=None,
                    help="run budget (pipelines/configs/budgets.yaml): seed, cpu, or auto (default: seed on a GPU, "
-                        "the declared CPU budget otherwise; the demo keeps its own layer, cramer at 2 critic steps and 20 epochs on a CPU); your flags go over it")
+                        "the declared CPU budget otherwise; the demo keeps its own layer, cramer at 2 critic steps "
+                        "and 20 epochs on a CPU); your flags go over it")
     c = p.add_argument_group("settings as a file")
     c.add_argument("--print-config", action="store_true",
                    help="print the run's settings (budget applied, defaults filled) as YAML and exit")
